@@ -1,0 +1,131 @@
+"""Settings: environment variables prefixed ``MOODTUNES_`` and an optional ``.env`` file.
+
+Every setting lives here, so one place documents what can be configured. CLI flags override the
+environment by passing keyword arguments to :func:`load_settings`. Invalid settings raise
+:class:`ConfigError` with one readable line, which the entry points print before exiting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_NAME = "moodtunes"
+FaceWeights = Literal["casia-webface", "vggface2"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; ``str(error)`` is one line fit for the user."""
+
+
+def default_db_path() -> Path:
+    """SQLite file in the user's data directory (e.g. ``~/.local/share/moodtunes/moodtunes.sqlite3``)."""
+    return platformdirs.user_data_path(APP_NAME) / "moodtunes.sqlite3"
+
+
+def default_cache_dir() -> Path:
+    """Cache for converted model weights (e.g. ``~/.cache/moodtunes``)."""
+    return platformdirs.user_cache_path(APP_NAME)
+
+
+class Settings(BaseSettings):
+    """All runtime settings. Field ``x`` is read from ``MOODTUNES_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOODTUNES_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Foundation.
+    db: Path = Field(default_factory=default_db_path, description="SQLite database file.")
+    catalog: Path | None = Field(default=None, description="Track catalog (CSV or imported).")
+    face_weights: FaceWeights = Field(default="casia-webface", description="FaceNet weights.")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Model cache.")
+    log_level: LogLevel = "INFO"
+    torch_threads: int = Field(default=0, ge=0, description="Inference threads; 0 = torch default.")
+
+    # Emotion.
+    emotion_weights: Path | None = Field(
+        default=None, description="Emotion CNN weights; default: the model shipped in models/."
+    )
+
+    # Music.
+    tracks_default: int = Field(default=10, ge=1, le=50, description="Tracks per reply.")
+
+    # Spotify (a blank client id disables Spotify features).
+    spotify_client_id: str = ""
+    spotify_client_secret: SecretStr = SecretStr("")
+    spotify_redirect_uri: str = "http://127.0.0.1:8888/spotify/callback"
+    spotify_accounts_url: str = "https://accounts.spotify.com"
+    spotify_api_url: str = "https://api.spotify.com/v1/"
+    secret_key: SecretStr = Field(
+        default=SecretStr(""), description="Fernet key for tokens at rest (moodtunes keygen)."
+    )
+
+    # Chat platforms (a blank token leaves that platform off).
+    telegram_token: SecretStr = SecretStr("")
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str = ""
+    discord_token: SecretStr = SecretStr("")
+    discord_api_url: str = ""
+
+    # Abuse limits.
+    rate_limit_photos: int = Field(default=10, ge=1, description="Photos per user per window.")
+    rate_limit_window_s: float = Field(default=60.0, gt=0, description="Rate-limit window, seconds.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("spotify_redirect_uri")
+    @classmethod
+    def _check_redirect(cls, value: str) -> str:
+        if value and not (
+            value.startswith("https://")
+            or value.startswith("http://127.0.0.1")
+            or value.startswith("http://[::1]")
+        ):
+            raise ValueError(
+                "Spotify accepts only https:// or a loopback IP (http://127.0.0.1:PORT/...) "
+                "redirect URIs, never localhost"
+            )
+        return value
+
+    @property
+    def spotify_enabled(self) -> bool:
+        """True when Spotify credentials and a token key are configured."""
+        return bool(
+            self.spotify_client_id
+            and self.spotify_client_secret.get_secret_value()
+            and self.secret_key.get_secret_value()
+        )
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        parts.append(f"MOODTUNES_{field.upper()}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; keyword arguments (from CLI flags) win over the environment.
+
+    ``None`` overrides are ignored, so callers can pass optional flags straight through.
+    Raises :class:`ConfigError` with one line naming each bad variable.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None

@@ -1,0 +1,65 @@
+"""Typed, user-facing errors. ``str(error)`` is a friendly sentence; ``code`` is stable for JSON."""
+
+from __future__ import annotations
+
+
+class MoodtunesError(Exception):
+    """Base class: something the user can act on, with a one-line message."""
+
+    code = "error"
+
+
+class BadImage(MoodtunesError):
+    """The bytes cannot be used as a photo."""
+
+    code = "bad_image"
+
+
+class NotAnImage(BadImage):
+    code = "not_an_image"
+
+
+class TruncatedImage(BadImage):
+    code = "truncated_image"
+
+
+class FileTooLarge(BadImage):
+    code = "file_too_large"
+
+
+class TooManyPixels(BadImage):
+    code = "too_many_pixels"
+
+
+class ImageTooSmall(BadImage):
+    code = "image_too_small"
+
+
+class FaceError(MoodtunesError):
+    """The photo is fine but its faces do not allow what was asked."""
+
+    code = "face_error"
+
+
+class NoFace(FaceError):
+    code = "no_face"
+
+
+class AmbiguousFace(FaceError):
+    """Enrolment needs one dominant face; two or more of similar size were found."""
+
+    code = "ambiguous_face"
+
+
+class FaceTooSmall(FaceError):
+    code = "face_too_small"
+
+
+class FaceBelongsToOther(FaceError):
+    """Enrolment refused: the face is too close to another enrolled user's."""
+
+    code = "face_belongs_to_other"
+
+
+class NotFound(MoodtunesError):
+    code = "not_found"

@@ -1,0 +1,113 @@
+"""Face detection with facenet-pytorch's MTCNN on a downscaled copy of the photo.
+
+MTCNN's cost grows with the number of 12x12 windows its first stage scans, that is with
+``(image side / smallest face)^2``. A phone photo at full resolution costs ~0.3-0.9 s on 2 cores;
+detecting on a copy whose longer side is at most ``max_side`` pixels, with the smallest face set
+relative to the photo, costs ~30-80 ms and finds the same faces. Boxes and landmarks are mapped back
+to full-resolution coordinates, so crops keep every pixel of the original.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face in full-resolution pixel coordinates.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` floats, pixels; may extend past the image edge.
+        score: MTCNN's face probability, 0..1.
+        landmarks: (5, 2) float array: left eye, right eye, nose, left and right mouth corner (x, y).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def width(self) -> float:
+        """Box width, pixels."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        """Box height, pixels."""
+        return self.box[3] - self.box[1]
+
+    @property
+    def side(self) -> float:
+        """Geometric mean of width and height, pixels: the face's size."""
+        return float(np.sqrt(max(self.width, 0.0) * max(self.height, 0.0)))
+
+    def rounded_box(self) -> list[int]:
+        """The box as four ints, for JSON output."""
+        return [round(v) for v in self.box]
+
+
+class FaceDetector:
+    """MTCNN with downscaling.
+
+    Args:
+        max_side: the photo is shrunk (never enlarged) so its longer side is at most this many pixels
+            before detection (default 640). Smaller is faster and misses smaller faces.
+        min_face: smallest face searched for, in pixels of the shrunk copy (default 20, MTCNN's own
+            default); with ``max_side=640`` that is ~3% of the photo's longer side.
+        thresholds: MTCNN's P-, R- and O-Net thresholds (default ``(0.6, 0.7, 0.7)``).
+        min_score: faces below this final probability are dropped (default 0.9). facenet-pytorch's
+            defaults keep everything above 0.7; on real photos the 0.7-0.9 band is mostly texture.
+        device: torch device (default CPU).
+
+    Differs from ``MTCNN(keep_all=True)`` on the full photo only in ignoring faces smaller than
+    ``min_face / scale`` pixels and below ``min_score``; ``benchmarks/face_pipeline.py`` checks that
+    both find the same faces on the shared photos.
+    """
+
+    def __init__(
+        self,
+        max_side: int = 640,
+        min_face: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        min_score: float = 0.9,
+        device: str = "cpu",
+    ) -> None:
+        self.max_side = max_side
+        self.min_score = min_score
+        self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face, thresholds=list(thresholds), device=device)
+        self._lock = threading.Lock()  # MTCNN modules are not documented as thread-safe
+
+    def scale_for(self, height: int, width: int) -> float:
+        """Factor (<= 1) applied to the photo before detection."""
+        return min(1.0, self.max_side / max(height, width))
+
+    def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        """Faces in an RGB uint8 image (H, W, 3), largest first. Empty list when none."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
+        height, width = rgb.shape[:2]
+        scale = self.scale_for(height, width)
+        small = rgb
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        with self._lock, torch.inference_mode():
+            boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
+        if boxes is None:
+            return []
+        boxes = np.asarray(boxes, dtype=np.float64) / scale
+        points = np.asarray(points, dtype=np.float64) / scale
+        probs = np.asarray(probs, dtype=np.float64)
+        faces = [
+            DetectedFace(tuple(float(v) for v in box), float(p), pts)  # type: ignore[arg-type]
+            for box, p, pts in zip(boxes, probs, points, strict=True)
+            if p >= self.min_score
+        ]
+        faces.sort(key=lambda f: f.side, reverse=True)
+        return faces
