@@ -8,6 +8,7 @@ a crash or power loss. Multi-statement writes run in ``BEGIN IMMEDIATE`` transac
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,6 +51,20 @@ class Deleted:
     spotify_tokens: int = 0
 
 
+async def _enable_wal(db: aiosqlite.Connection) -> None:
+    """Switch to WAL. SQLite answers "locked" at once (no busy handler) while another process creates
+    the same file, so retry for up to the busy timeout."""
+    deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
 def _prepare_path(path: Path | str) -> Path:
     path = Path(path).expanduser()
     if str(path) != ":memory:":
@@ -72,13 +87,10 @@ class Store:
         path = _prepare_path(path)
         db = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=FULL",
-                f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
-                "PRAGMA foreign_keys=ON",
-            ):
-                await db.execute(pragma)
+            await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await _enable_wal(db)
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
             await apply_migrations(db)
         except BaseException:
             await db.close()
@@ -295,3 +307,83 @@ class Store:
                     "DELETE FROM face_embeddings WHERE user_id = ? AND chat_id = ?", (user_id, chat_id)
                 )
             return cur.rowcount
+
+    # Spotify ---------------------------------------------------------------------------------------
+    # Tokens and account details arrive here already encrypted (core.spotify.token_cache); OAuth states
+    # arrive hashed. Nothing in this section ever sees a secret in the clear.
+
+    async def spotify_save_link(self, user_id: int, token: bytes, account: bytes) -> None:
+        """Store (or replace) the user's encrypted token and encrypted account details."""
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, account = excluded.account, "
+                "linked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), "
+                "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                (user_id, token, account),
+            )
+
+    async def spotify_update_token(self, user_id: int, token: bytes) -> bool:
+        """Replace the encrypted token of a linked user; False (nothing written) if not linked."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE spotify_tokens SET token = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                "WHERE user_id = ?",
+                (token, user_id),
+            )
+            return cur.rowcount > 0
+
+    async def spotify_token(self, user_id: int) -> bytes | None:
+        """The user's encrypted token, None if not linked."""
+        row = await self._one("SELECT token FROM spotify_tokens WHERE user_id = ?", (user_id,))
+        return bytes(row[0]) if row else None
+
+    async def spotify_account(self, user_id: int) -> bytes | None:
+        """The user's encrypted account details, None if not linked."""
+        row = await self._one("SELECT account FROM spotify_tokens WHERE user_id = ?", (user_id,))
+        return bytes(row[0]) if row else None
+
+    async def spotify_delete_link(self, user_id: int) -> bool:
+        """Delete the user's token; True if there was one."""
+        async with self.transaction() as db:
+            cur = await db.execute("DELETE FROM spotify_tokens WHERE user_id = ?", (user_id,))
+            return cur.rowcount > 0
+
+    async def spotify_add_state(
+        self, state_hash: str, user_id: int, expires_at: float, now: float, keep: int = 5
+    ) -> None:
+        """Record a pending OAuth state (hashed) for the user.
+
+        States expired at ``now`` are purged, and the user keeps only their ``keep`` newest pending states.
+        """
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM spotify_oauth_states WHERE expires_at <= ?", (now,))
+            await db.execute(
+                "INSERT INTO spotify_oauth_states (state_hash, user_id, expires_at) VALUES (?, ?, ?)",
+                (state_hash, user_id, expires_at),
+            )
+            await db.execute(
+                "DELETE FROM spotify_oauth_states WHERE user_id = ? AND rowid NOT IN ("
+                " SELECT rowid FROM spotify_oauth_states WHERE user_id = ? ORDER BY rowid DESC LIMIT ?)",
+                (user_id, user_id, keep),
+            )
+
+    async def spotify_take_state(self, state_hash: str) -> tuple[int, float] | None:
+        """Delete a pending state and return ``(user_id, expires_at)``; None if unknown or already used."""
+        async with (
+            self.transaction() as db,
+            db.execute(
+                "DELETE FROM spotify_oauth_states WHERE state_hash = ? RETURNING user_id, expires_at",
+                (state_hash,),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return (int(row[0]), float(row[1])) if row else None
+
+    async def spotify_count_states(self, user_id: int | None = None) -> int:
+        """Pending OAuth states (of one user, or all)."""
+        if user_id is None:
+            row = await self._one("SELECT count(*) FROM spotify_oauth_states")
+        else:
+            row = await self._one("SELECT count(*) FROM spotify_oauth_states WHERE user_id = ?", (user_id,))
+        return int(row[0]) if row else 0

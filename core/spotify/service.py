@@ -1,0 +1,497 @@
+"""The Spotify service: link a chat user's Spotify account and make playlists on it.
+
+One object, :class:`SpotifyService`, is all the adapters use::
+
+    spotify = SpotifyService(settings, store)
+    spotify.on_linked(notify)                    # async notify(user_id, display_name): callback links
+    url = await spotify.start_link(user_id)      # send this to the user
+    name = await spotify.finish_link(user_id, pasted_redirect_url)   # or the callback server finishes it
+    playlist_url = await spotify.create_playlist(user_id, track_ids, "happy")
+    await spotify.unlink(user_id)
+
+Every spotipy call (synchronous, requests-based) runs in ``asyncio.to_thread``; waits between retries
+are ``asyncio.sleep`` on the loop. Errors reach callers as :mod:`core.spotify.errors`, each a friendly
+sentence. Tokens and authorisation codes are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+import requests
+from spotipy.cache_handler import MemoryCacheHandler
+from spotipy.exceptions import SpotifyBaseException, SpotifyException
+
+from core.config import Settings
+from core.spotify.client import NotLinkedSignal, UserAuth, make_api, make_oauth, new_session
+from core.spotify.errors import (
+    SpotifyError,
+    SpotifyLinkRefused,
+    SpotifyNotConfigured,
+    SpotifyNotLinked,
+    SpotifyRelinkNeeded,
+    SpotifyUnavailable,
+    SpotifyUserNotAllowed,
+)
+from core.spotify.oauth_state import STATE_TTL_S, RedirectParams, hash_state, new_state, parse_redirect
+from core.spotify.playlists import (
+    batches,
+    playlist_description,
+    playlist_name,
+    playlist_url,
+    track_uris,
+)
+from core.spotify.retry import Failure, RetryPolicy, classify, retry_after_s
+from core.spotify.token_cache import EncryptedTokenCache, TokenCipher, TokenUnreadable
+from core.storage import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LinkedNotifier = Callable[[int, str], Awaitable[None]]
+"""``async notify(user_id, spotify_display_name)``, registered by adapters with :meth:`on_linked`."""
+
+_ERROR_WORD = re.compile(r"^[a-z_]{1,40}$")
+
+
+@dataclass(frozen=True)
+class LinkedAccount:
+    """A finished link: our user id and the Spotify account's display name (or id when it has none)."""
+
+    user_id: int
+    display_name: str
+    spotify_id: str
+
+
+def _disabled_reason(settings: Settings) -> str | None:
+    missing = [
+        name
+        for name, value in (
+            ("MOODTUNES_SPOTIFY_CLIENT_ID", settings.spotify_client_id),
+            ("MOODTUNES_SPOTIFY_CLIENT_SECRET", settings.spotify_client_secret.get_secret_value()),
+            ("MOODTUNES_SECRET_KEY", settings.secret_key.get_secret_value()),
+        )
+        if not value
+    ]
+    if missing:
+        return (
+            "Spotify playlists are switched off on this bot: the operator has not set "
+            + ", ".join(missing)
+            + "."
+        )
+    return None
+
+
+class SpotifyService:
+    """Linking and playlists for chat users (``users.id`` of the store).
+
+    Args:
+        settings: Spotify credentials, URLs and ``secret_key`` (see :mod:`core.config`). Missing
+            credentials leave the service constructed but disabled (:attr:`enabled` is False, and the
+            Spotify calls raise :class:`SpotifyNotConfigured` saying what is missing).
+        store: the open SQLite store.
+        policy: retries, backoff and timeouts (:class:`RetryPolicy`; tests pass tiny delays).
+        clock: Unix time, for state expiry (default ``time.time``).
+        today: the date put in playlist names (default ``date.today``).
+        sleep: the async sleep used between retries (default ``asyncio.sleep``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        today: Callable[[], date] = date.today,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._today = today
+        self._sleep = sleep
+        self._notifiers: list[LinkedNotifier] = []
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._cipher: TokenCipher | None = None
+        self.disabled_reason = _disabled_reason(settings)
+        if self.disabled_reason is None:
+            try:
+                self._cipher = TokenCipher(settings.secret_key.get_secret_value())
+            except ValueError:
+                self.disabled_reason = (
+                    "Spotify playlists are switched off on this bot: MOODTUNES_SECRET_KEY is not a valid "
+                    "Fernet key (make one with `moodtunes keygen`)."
+                )
+        if self.disabled_reason:
+            log.info("Spotify disabled: %s", self.disabled_reason)
+        # spotipy logs request headers and bodies (bearer tokens, client secret, codes) at DEBUG.
+        spotipy_log = logging.getLogger("spotipy")
+        if spotipy_log.getEffectiveLevel() < logging.INFO:
+            spotipy_log.setLevel(logging.INFO)
+
+    # Status and notifications -------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """True when credentials and a valid token key are configured."""
+        return self._cipher is not None
+
+    def on_linked(self, callback: LinkedNotifier) -> None:
+        """Register ``async callback(user_id, display_name)``, awaited when a callback-server link is made."""
+        self._notifiers.append(callback)
+
+    async def is_linked(self, user_id: int) -> bool:
+        """Whether the user has a stored Spotify token (works even when Spotify is switched off)."""
+        return await self.store.spotify_token(user_id) is not None
+
+    async def linked_name(self, user_id: int) -> str | None:
+        """Display name of the linked Spotify account, None if not linked (or unreadable)."""
+        blob = await self.store.spotify_account(user_id)
+        if blob is None or self._cipher is None:
+            return None
+        try:
+            return str(self._cipher.decrypt(blob).get("display_name") or "") or None
+        except TokenUnreadable:
+            return None
+
+    async def unlink(self, user_id: int) -> bool:
+        """Delete the user's tokens; True if they had any. (Works even when Spotify is switched off.)"""
+        async with self._lock(user_id):
+            removed = await self.store.spotify_delete_link(user_id)
+        if removed:
+            log.info("Spotify unlinked for user %d", user_id)
+        return removed
+
+    # Linking ------------------------------------------------------------------------------------
+
+    async def start_link(self, user_id: int) -> str:
+        """The Spotify authorisation URL for the user, with a fresh single-use state valid 10 minutes."""
+        self._require_enabled()
+        state = new_state()
+        now = self._clock()
+        await self.store.spotify_add_state(hash_state(state), user_id, now + STATE_TTL_S, now)
+        session = new_session()
+        try:
+            oauth = make_oauth(self.settings, MemoryCacheHandler(), session)
+            return str(oauth.get_authorize_url(state=state))
+        finally:
+            session.close()
+
+    async def finish_link(self, user_id: int, pasted_url: str) -> str:
+        """Finish linking from the address the user was redirected to; returns the Spotify display name.
+
+        Raises SpotifyLinkRefused when the state is unknown, used, expired or belongs to another user
+        (the state is used up either way, and nothing is stored), SpotifyUserNotAllowed for accounts
+        not added to a development-mode app, SpotifyUnavailable when Spotify does not answer.
+        """
+        self._require_enabled()
+        account = await self._finish(parse_redirect(pasted_url), expected_user=user_id)
+        return account.display_name
+
+    async def handle_callback(self, params: Mapping[str, str]) -> LinkedAccount:
+        """Finish a link from the redirect's query parameters (the callback server), then notify.
+
+        The user is the one the state was issued to. Registered :meth:`on_linked` callbacks are awaited
+        after the token is stored; their failures are logged, never raised.
+        """
+        self._require_enabled()
+        redirect = RedirectParams(
+            state=params.get("state") or None,
+            code=params.get("code") or None,
+            error=params.get("error") or None,
+        )
+        account = await self._finish(redirect, expected_user=None)
+        for notify in list(self._notifiers):
+            try:
+                await notify(account.user_id, account.display_name)
+            except Exception:  # an adapter's failure must not undo the link
+                log.exception("Spotify on_linked callback failed for user %d", account.user_id)
+        return account
+
+    async def _finish(self, redirect: RedirectParams, expected_user: int | None) -> LinkedAccount:
+        cipher = self._require_enabled()
+        if not redirect.state:
+            raise SpotifyLinkRefused(
+                "That address has no Spotify link state in it; paste the whole address you were sent to."
+            )
+        taken = await self.store.spotify_take_state(hash_state(redirect.state))
+        if taken is None:
+            log.warning("Spotify link refused: unknown or already used state")
+            if expected_user is not None and await self.is_linked(expected_user):
+                raise SpotifyLinkRefused(
+                    "That Spotify link was already used (or has expired); your Spotify account is linked."
+                )
+            raise SpotifyLinkRefused()
+        owner, expires_at = taken
+        if expected_user is not None and owner != expected_user:
+            log.warning("Spotify link refused: state of user %d presented by user %d", owner, expected_user)
+            raise SpotifyLinkRefused()
+        if expires_at <= self._clock():
+            raise SpotifyLinkRefused(
+                "That Spotify link has expired (links last 10 minutes); please ask for a new one."
+            )
+        if redirect.error:
+            reason = redirect.error if _ERROR_WORD.match(redirect.error) else "error"
+            raise SpotifyLinkRefused(f"Spotify did not grant access ({reason}), so nothing was linked.")
+        if not redirect.code:
+            raise SpotifyLinkRefused(
+                "That address has no Spotify authorisation code in it; please ask for a new link."
+            )
+        token_info = await self._exchange_code(redirect.code)
+        profile = await self._profile(str(token_info["access_token"]))
+        spotify_id = str(profile.get("id") or "")
+        name = str(profile.get("display_name") or spotify_id or "your Spotify account")
+        try:
+            await self.store.spotify_save_link(
+                owner,
+                cipher.encrypt(token_info),
+                cipher.encrypt({"id": spotify_id, "display_name": name}),
+            )
+        except sqlite3.IntegrityError:  # the user was deleted (/forget) while linking
+            raise SpotifyLinkRefused("Your data was deleted meanwhile, so nothing was linked.") from None
+        log.info("Spotify linked for user %d", owner)
+        return LinkedAccount(owner, name, spotify_id)
+
+    async def _exchange_code(self, code: str) -> dict[str, Any]:
+        """Trade the authorisation code for tokens (not retried: a code works once)."""
+
+        def exchange() -> dict[str, Any]:
+            memory = MemoryCacheHandler()
+            session = new_session()
+            try:
+                oauth = make_oauth(self.settings, memory, session, self.policy.timeout_s)
+                oauth.get_access_token(code=code, as_dict=False, check_cache=False)
+            finally:
+                session.close()
+            info = memory.get_cached_token()
+            if not info or "access_token" not in info or "refresh_token" not in info:
+                raise SpotifyUnavailable("Spotify sent no usable token; please ask for a new link.")
+            return dict(info)
+
+        try:
+            return await asyncio.to_thread(exchange)
+        except (SpotifyBaseException, requests.RequestException) as exc:
+            kind = classify(exc)
+            log.warning("Spotify code exchange failed: %s", kind.value)
+            if kind is Failure.REVOKED:
+                raise SpotifyLinkRefused(
+                    "Spotify did not accept that authorisation (it may have been used already); "
+                    "please ask for a new link."
+                ) from None
+            if kind is Failure.BAD_CLIENT:
+                raise SpotifyNotConfigured(
+                    "Spotify rejected this bot's client id or secret; the operator must check "
+                    "MOODTUNES_SPOTIFY_CLIENT_ID and MOODTUNES_SPOTIFY_CLIENT_SECRET."
+                ) from None
+            raise SpotifyUnavailable(
+                "Spotify did not answer while linking your account; please ask for a new link and try again."
+            ) from None
+
+    async def _profile(self, access_token: str) -> dict[str, Any]:
+        """``GET /me`` with a fresh access token (before anything is stored)."""
+        session = new_session()
+        try:
+            api = make_api(self.settings, session, self.policy.timeout_s, access_token=access_token)
+            me = await self._call(api.me, "read your Spotify profile")
+        finally:
+            session.close()
+        if not isinstance(me, dict):
+            raise SpotifyUnavailable("Spotify sent an unreadable profile; please ask for a new link.")
+        return me
+
+    # Playlists ----------------------------------------------------------------------------------
+
+    async def create_playlist(
+        self,
+        user_id: int,
+        track_ids: Sequence[str],
+        mood: str,
+        *,
+        description: str | None = None,
+    ) -> str:
+        """Make a private playlist of the tracks on the user's account; return its web address.
+
+        ``track_ids`` are bare 22-character Spotify ids (``spotify:track:`` URIs are accepted too);
+        duplicates are dropped, order is kept, and they are added 100 per request. The name is like
+        ``moodtunes · happy · 2026-11-23``. Raises ValueError for no or malformed ids; SpotifyNotLinked,
+        SpotifyRelinkNeeded (the link was removed), SpotifyUserNotAllowed or SpotifyUnavailable.
+        """
+        cipher = self._require_enabled()
+        uris = track_uris(track_ids)
+        if not uris:
+            raise ValueError("no tracks for the playlist")
+        name = playlist_name(mood, self._today())
+        text = description if description is not None else playlist_description(mood, len(uris))
+        if not await self.is_linked(user_id):
+            raise SpotifyNotLinked()
+        loop = asyncio.get_running_loop()
+        async with self._lock(user_id):
+            session = new_session()
+            try:
+                cache = EncryptedTokenCache(self.store, user_id, cipher, loop)
+                auth = UserAuth(make_oauth(self.settings, cache, session, self.policy.timeout_s))
+                api = make_api(self.settings, session, self.policy.timeout_s, auth_manager=auth)
+                playlist = await self._call(
+                    lambda: api.current_user_playlist_create(name, public=False, description=text),
+                    "create the playlist",
+                    user_id=user_id,
+                    auth=auth,
+                )
+                if not isinstance(playlist, dict) or not playlist.get("id"):
+                    raise SpotifyUnavailable("Spotify did not say which playlist it made; please try again.")
+                playlist_id = str(playlist["id"])
+                added = 0
+                for batch in batches(uris):
+                    await self._call(
+                        _AddBatch(api, playlist_id, batch, added),
+                        "add songs to the playlist",
+                        user_id=user_id,
+                        auth=auth,
+                    )
+                    added += len(batch)
+            finally:
+                session.close()
+        log.info("Spotify playlist made for user %d: %d tracks", user_id, len(uris))
+        return playlist_url(playlist)
+
+    # Calls, retries and error mapping -------------------------------------------------------------
+
+    async def _call(
+        self,
+        call: Callable[[], T],
+        what: str,
+        *,
+        user_id: int | None = None,
+        auth: UserAuth | None = None,
+    ) -> T:
+        """Run a spotipy call in a thread under the retry policy; map failures to Spotify errors."""
+        policy = self.policy
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            try:
+                return await asyncio.to_thread(call)
+            except NotLinkedSignal:
+                raise SpotifyNotLinked() from None
+            except TokenUnreadable:
+                await self._drop_link(user_id, "stored token unreadable")
+                raise SpotifyRelinkNeeded(
+                    "Your stored Spotify link can no longer be read (the bot's key changed), so I removed "
+                    "it; please link Spotify again."
+                ) from None
+            except (SpotifyBaseException, requests.RequestException) as exc:
+                kind = classify(exc)
+                if kind is Failure.UNAUTHORIZED and auth is not None and not refreshed:
+                    refreshed = True  # the access token was rejected early: refresh once and retry
+                    auth.force_refresh = True
+                    attempt -= 1
+                    continue
+                if kind is Failure.RATE_LIMITED:
+                    headers = exc.headers if isinstance(exc, SpotifyException) else None
+                    wait = retry_after_s(headers)
+                    if wait is None:
+                        wait = policy.delay(attempt)
+                    if wait > policy.max_retry_after_s:
+                        raise SpotifyUnavailable(
+                            f"Spotify asks this bot to wait {_duration(wait)} before trying again; "
+                            "please try later."
+                        ) from None
+                elif kind is Failure.TRANSIENT:
+                    wait = policy.delay(attempt)
+                else:
+                    raise await self._final_error(kind, exc, what, user_id) from None
+                if attempt >= policy.max_attempts:
+                    log.warning("Spotify gave up to %s after %d attempts (%s)", what, attempt, kind.value)
+                    raise SpotifyUnavailable(
+                        f"Spotify is not answering right now (I tried {attempt} times to {what}); "
+                        "please try again in a few minutes."
+                    ) from None
+                log.warning(
+                    "Spotify %s while trying to %s; retry %d/%d in %.1f s",
+                    kind.value,
+                    what,
+                    attempt,
+                    policy.max_attempts - 1,
+                    wait,
+                )
+                await self._sleep(wait)
+
+    async def _final_error(
+        self, kind: Failure, exc: BaseException, what: str, user_id: int | None
+    ) -> SpotifyError:
+        status = getattr(exc, "http_status", None)
+        log.warning("Spotify failed to %s: %s (HTTP %s)", what, kind.value, status)
+        if kind in (Failure.REVOKED, Failure.UNAUTHORIZED):
+            if user_id is None:  # linking: the fresh token was rejected; nothing is stored
+                return SpotifyLinkRefused(
+                    "Spotify rejected the new authorisation; please ask for a new link."
+                )
+            await self._drop_link(user_id, kind.value)
+            return SpotifyRelinkNeeded()
+        if kind is Failure.NOT_ALLOWED:
+            return SpotifyUserNotAllowed()
+        if kind is Failure.BAD_CLIENT:
+            return SpotifyNotConfigured(
+                "Spotify rejected this bot's client id or secret; the operator must check "
+                "MOODTUNES_SPOTIFY_CLIENT_ID and MOODTUNES_SPOTIFY_CLIENT_SECRET."
+            )
+        if kind is Failure.FORBIDDEN:
+            return SpotifyError(f"Spotify did not allow this bot to {what}.")
+        return SpotifyUnavailable(
+            f"Spotify could not {what} (HTTP {status or 'error'}); please try again later."
+        )
+
+    async def _drop_link(self, user_id: int | None, why: str) -> None:
+        if user_id is not None and await self.store.spotify_delete_link(user_id):
+            log.info("Spotify link removed for user %d: %s", user_id, why)
+
+    def _require_enabled(self) -> TokenCipher:
+        if self._cipher is None:
+            raise SpotifyNotConfigured(self.disabled_reason)
+        return self._cipher
+
+    def _lock(self, user_id: int) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        return lock
+
+
+class _AddBatch:
+    """One ``playlist_add_items`` request, safe to retry: before a retry it asks Spotify how many items
+    the playlist holds, and skips the add if the failed attempt landed after all (lost response)."""
+
+    def __init__(self, api: Any, playlist_id: str, uris: list[str], before: int) -> None:
+        self.api = api
+        self.playlist_id = playlist_id
+        self.uris = uris
+        self.before = before
+        self.tried = False
+
+    def __call__(self) -> None:
+        if self.tried:
+            page = self.api.playlist_items(self.playlist_id, fields="total", limit=1)
+            total = page.get("total") if isinstance(page, dict) else None
+            if isinstance(total, int) and total >= self.before + len(self.uris):
+                return
+        self.tried = True
+        self.api.playlist_add_items(self.playlist_id, self.uris)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{round(seconds)} seconds"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds / 3600)} hours"
