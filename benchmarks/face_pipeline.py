@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.config import load_settings  # noqa: E402
-from core.pipeline import FacePipeline  # noqa: E402
 from core.imaging import read_image_file  # noqa: E402
+from core.pipeline import FacePipeline  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,8 +133,8 @@ def main() -> int:
     print(
         f"all photos: ours p50 {summary['ours_p50_ms']} ms, p95 {summary['ours_p95_ms']} ms; defaults p50 "
         f"{summary['defaults_p50_ms']} ms, p95 {summary['defaults_p95_ms']} ms; x{summary['speedup_p50']} "
-        f"faster; same faces: {summary['all_same_faces']}; peak RSS {summary['peak_rss_models_loaded_mb']} MB "
-        f"loaded, {summary['peak_rss_end_mb']} MB at the end"
+        f"faster; same faces: {summary['all_same_faces']}; peak RSS "
+        f"{summary['peak_rss_models_loaded_mb']} MB loaded, {summary['peak_rss_end_mb']} MB at the end"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")

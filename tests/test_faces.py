@@ -79,7 +79,7 @@ def test_multiface_photo_has_six_faces(pipeline: FacePipeline) -> None:
 def test_big_photo_boxes_are_in_full_resolution(pipeline: FacePipeline) -> None:
     rgb = read_image_file(data_path("photos", "paul_rudd.jpg"))
     (face,) = pipeline.detect(rgb)
-    x1, y1, x2, y2 = face.box
+    x1, _, x2, _ = face.box
     assert 600 < x2 - x1 < 1400  # a ~1000 px face in a 2048 px photo, not a 300 px one
     assert 0 <= face.landmarks[0][0] - x1 < x2 - x1
 
