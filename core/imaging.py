@@ -24,11 +24,12 @@ MIN_SIDE = 64
 """Smallest accepted width or height, pixels."""
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def decode_image(data: bytes, min_side: int = MIN_SIDE) -> np.ndarray:
     """Photo bytes -> RGB uint8 array of shape (H, W, 3), upright per EXIF.
 
     Raises :class:`~core.errors.BadImage` subclasses: ``FileTooLarge`` (> 20 MB), ``NotAnImage``,
-    ``TooManyPixels`` (> 40 MP), ``ImageTooSmall`` (< 64 px a side), ``TruncatedImage``.
+    ``TooManyPixels`` (> 40 MP), ``ImageTooSmall`` (< ``min_side`` px a side, default 64; face crops
+    such as FER2013's 48x48 images pass a smaller one), ``TruncatedImage``.
     """
     if not data:
         raise NotAnImage("That file is empty, not a photo.")
@@ -50,9 +51,9 @@ def decode_image(data: bytes) -> np.ndarray:
             f"That image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
             f"I can take up to {MAX_PIXELS // 1_000_000} megapixels."
         )
-    if min(width, height) < MIN_SIDE:
+    if min(width, height) < min_side:
         raise ImageTooSmall(
-            f"That image is only {width}x{height} pixels; send a photo at least {MIN_SIDE} px a side."
+            f"That image is only {width}x{height} pixels; send a photo at least {min_side} px a side."
         )
     try:
         img.seek(0)  # animated GIF/WebP/PNG: first frame
@@ -98,7 +99,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_image_file(path: Path) -> np.ndarray:
+def read_image_file(path: Path, min_side: int = MIN_SIDE) -> np.ndarray:
     """Read and decode a file; a missing file raises ``FileNotFoundError``, the rest as decode_image."""
     path = Path(path)
     size = path.stat().st_size
@@ -106,4 +107,4 @@ def read_image_file(path: Path) -> np.ndarray:
         raise FileTooLarge(
             f"That file is {size / 1e6:.1f} MB; I can take photos up to {MAX_BYTES // 2**20} MB."
         )
-    return decode_image(path.read_bytes())
+    return decode_image(path.read_bytes(), min_side)

@@ -356,6 +356,30 @@ def _write_model(
     return card
 
 
+def export_checkpoint(checkpoint: Path, out: Path) -> dict[str, Any]:
+    """Write weights and card from an epoch checkpoint (e.g. of an unfinished run); returns the card."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = dict(ckpt["config"])
+    saved["data"], saved["out"] = Path(saved["data"]), Path(out)
+    saved["widths"] = tuple(saved["widths"])
+    config = TrainConfig(**saved)
+    device = torch.device("cpu")
+    model = EmotionNet(config.widths, config.convs_per_stage, len(EMOTIONS), config.dropout)
+    model.load_state_dict(ckpt["model"])
+    model = model.to(memory_format=torch.channels_last)
+    train_set = load_split(config.data / "train")
+    mean, std = float(train_set.images.mean() / 255.0), float(train_set.images.std() / 255.0)
+    counts = train_set.class_counts().astype(np.float64)
+    weights = np.maximum(counts, 1) ** -config.class_weight_power
+    weights = weights / (weights * counts).sum() * counts.sum()
+    val_dir = config.data / "val"
+    val_set = load_split(val_dir) if val_dir.is_dir() else None
+    return _write_model(
+        config, model, mean, std, weights, ckpt["history"], ckpt["elapsed"], val_set, device,
+        autocast_dtype(device),
+    )
+
+
 def evaluation_of(model_path: Path, split: Path) -> Evaluation:
     """Accuracy of a saved model (``.pt`` + card) on a labelled split folder, with mirror averaging."""
     from core.emotion.classifier import EmotionClassifier

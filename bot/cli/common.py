@@ -15,7 +15,7 @@ import numpy as np
 
 from core.config import Settings, load_settings
 from core.errors import MoodtunesError
-from core.imaging import read_image_file
+from core.imaging import MIN_SIDE, read_image_file
 from core.inference import InferenceWorker
 from core.pipeline import FacePipeline
 from core.recognition import Recognizer
@@ -68,11 +68,11 @@ async def face_services(settings: Settings, with_store: bool = True) -> AsyncIte
             await store.close()
 
 
-def load_image(path: Path) -> np.ndarray:
+def load_image(path: Path, min_side: int = MIN_SIDE) -> np.ndarray:
     """Decode an image file; raises FileNotFoundError or a BadImage error."""
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    return read_image_file(path)
+    return read_image_file(path, min_side)
 
 
 def error_record(file: str, exc: BaseException) -> dict[str, Any]:

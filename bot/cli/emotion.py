@@ -1,0 +1,140 @@
+"""Emotion commands: ``emotion`` (read faces), ``train-emotion`` and ``eval-emotion``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.cli.common import add_json, emit, error_record, load_image, settings_from
+from core.errors import MoodtunesError, NoFace
+from core.imaging import MIN_SIDE
+
+DEFAULT_DATA = Path("../shared/data/fer2013")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the emotion sub-commands."""
+    p = sub.add_parser("emotion", help="the emotion of every face in the photos")
+    p.add_argument(
+        "--no-detect", action="store_true", help="treat each whole image as one face crop (FER2013)"
+    )
+    p.add_argument("--weights", type=Path, help="emotion model (default: the shipped one)")
+    add_json(p)
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.set_defaults(handler=_emotion)
+
+    p = sub.add_parser("train-emotion", help="train the emotion CNN on FER2013 (image-folder layout)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train/<emotion>/ and val/")
+    p.add_argument("--out", type=Path, default=Path("models/emotion/emotion_cnn.pt"), help="weights to write")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    p.add_argument("--widths", default="32,64,128,256", help="channels of the four stages")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.ckpt")
+    p.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke runs)")
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("eval-emotion", help="accuracy and confusion matrix on a labelled split")
+    p.add_argument("--weights", type=Path, help="emotion model (default: the shipped one)")
+    p.add_argument("--split", type=Path, default=DEFAULT_DATA / "val", help="folder of <emotion>/ images")
+    add_json(p)
+    p.set_defaults(handler=_evaluate)
+
+
+def _scores(probs: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "label": classes[int(probs.argmax())],
+        "scores": {c: round(float(p), 4) for c, p in zip(classes, probs, strict=True)},
+    }
+
+
+def _emotion(args: argparse.Namespace) -> int:
+    import cv2
+
+    from core.emotion.classifier import EmotionClassifier
+    from core.faces import FaceDetector, emotion_crop
+
+    settings = settings_from(args)
+    classifier = EmotionClassifier(args.weights or settings.emotion_weights)
+    detector = None if args.no_detect else FaceDetector()
+    failures = 0
+    for path in args.images:
+        try:
+            rgb = load_image(path, min_side=1 if detector is None else MIN_SIDE)
+            if detector is None:
+                grey = cv2.resize(
+                    cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA
+                )
+                record = {
+                    "file": str(path),
+                    **_scores(classifier.probabilities(grey[None])[0], classifier.classes),
+                }
+                text = f"{path}: {record['label']} {record['scores'][record['label']]:.0%}"
+            else:
+                faces = detector.detect(rgb)
+                if not faces:
+                    raise NoFace("no face found")
+                probs = classifier.probabilities(np.stack([emotion_crop(rgb, f) for f in faces]))
+                entries = [
+                    {"box": f.rounded_box(), **_scores(p, classifier.classes)}
+                    for f, p in zip(faces, probs, strict=True)
+                ]
+                record = {"file": str(path), "faces": entries}
+                text = f"{path}: " + "; ".join(
+                    f"{e['label']} {e['scores'][e['label']]:.0%} at {e['box']}" for e in entries
+                )
+        except (MoodtunesError, FileNotFoundError) as exc:
+            failures += 1
+            emit(error_record(str(path), exc), args.json, "")
+            continue
+        emit(record, args.json, text)
+    return 1 if failures else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.train_emotion import TrainConfig, train
+
+    if not (args.data / "train").is_dir():
+        print(f"moodtunes: {args.data}/train not found (expected train/<emotion>/*.jpg)", file=sys.stderr)
+        return 2
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        widths=tuple(int(w) for w in args.widths.split(",")),
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        limit=args.limit,
+    )
+    card = train(config)
+    validation = card.get("validation") or {}
+    print(
+        f"wrote {args.out} and {args.out.with_suffix('.json')}; validation accuracy "
+        f"{validation.get('accuracy', 'n/a')}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from core.emotion.classifier import DEFAULT_WEIGHTS
+    from models.train_emotion import evaluation_of
+
+    settings = settings_from(args)
+    weights = args.weights or settings.emotion_weights or DEFAULT_WEIGHTS
+    result = evaluation_of(weights, args.split)
+    if args.json:
+        print(json.dumps({"weights": str(weights), "split": str(args.split), **result.as_dict()}))
+    else:
+        print(f"{weights} on {args.split}")
+        print(result.table())
+    return 0
