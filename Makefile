@@ -33,6 +33,9 @@ test: lint typecheck pytest  ## ruff, mypy and the full test suite
 
 bench: models  ## print (and write JSON of) the benchmark figures quoted in the README
 	$(PY) benchmarks/face_pipeline.py
+	$(PY) benchmarks/emotion.py
+	$(PY) benchmarks/music.py
+	$(PY) benchmarks/bot_load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,115 @@
+"""Console adapter: chat with the bot in a terminal, on the embedded defaults, no platform account needed.
+
+Type a command (``/help``, ``/tracks 15``, ``/enroll``), a path to a photo, or the number of a
+button shown under the last reply. Annotated photos are written to a temporary folder and their
+path printed. ``/quit`` or end of input (Ctrl-D) leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from bot.commands import COMMANDS, dispatch, parse_command
+from core.errors import FileTooLarge
+from core.imaging import MAX_BYTES
+from core.replies import Button, Reply, render_text
+from core.service import MoodtunesService, Person, Place
+
+PROMPT = "you> "
+
+
+class ConsoleChat:
+    """One terminal conversation with the service.
+
+    Args:
+        service: the running service.
+        out: where replies are printed (default stdout).
+        user: the console user's name (default: the login name).
+    """
+
+    def __init__(self, service: MoodtunesService, out: TextIO = sys.stdout, user: str | None = None) -> None:
+        self.service = service
+        self.out = out
+        name = user or getpass.getuser()
+        self.person = Person("console", name, name)
+        self.place = Place("console", "terminal", "terminal")
+        self.buttons: tuple[Button, ...] = ()
+        self.photos = Path(tempfile.mkdtemp(prefix="moodtunes-"))
+        self._count = 0
+
+    def show(self, reply: Reply) -> None:
+        """Print a reply: its text, photo path and numbered buttons."""
+        print("bot> " + render_text(reply).replace("\n", "\n     "), file=self.out)
+        if reply.photo is not None:
+            self._count += 1
+            path = self.photos / f"reply-{self._count}.jpg"
+            path.write_bytes(reply.photo)
+            print(f"     (annotated photo: {path})", file=self.out)
+        self.buttons = reply.buttons
+        for i, button in enumerate(reply.buttons, 1):
+            print(f"     [{i}] {button.label}", file=self.out)
+        self.out.flush()
+
+    async def handle(self, line: str) -> Reply | None:
+        """One line of input -> the reply (None for an empty line)."""
+        line = line.strip()
+        if not line:
+            return None
+        if line.isdigit() and self.buttons:
+            index = int(line) - 1
+            if 0 <= index < len(self.buttons):
+                return await self.service.press(self.person, self.place, self.buttons[index].data)
+            return Reply(f"Pick a button from 1 to {len(self.buttons)}.", error=True)
+        command = parse_command(line)
+        if command is not None:
+            name, argument = command
+            attached: bytes | None = None
+            if name == "enroll" and argument:
+                read = await asyncio.to_thread(self._read, argument)
+                if isinstance(read, Reply):
+                    return read
+                attached = read
+            return await dispatch(self.service, self.person, self.place, name, argument, attached)
+        if line.startswith("/"):
+            return Reply(
+                f"I don't know {line.split()[0]}. Commands: " + ", ".join(f"/{c.name}" for c in COMMANDS)
+            )
+        text_reply = await self.service.handle_text(self.person, self.place, line)
+        if text_reply is not None:
+            return text_reply
+        photo = await asyncio.to_thread(self._read, line)
+        if isinstance(photo, Reply):
+            return photo
+        return await self.service.handle_photo(self.person, self.place, photo)
+
+    def _read(self, name: str) -> bytes | Reply:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            return Reply(f"No file at {path}. Type a photo's path, a /command, or /help.", error=True)
+        if path.stat().st_size > MAX_BYTES:
+            return Reply(
+                str(FileTooLarge(f"That file is over {MAX_BYTES // 2**20} MB; I can't take it.")), error=True
+            )
+        return path.read_bytes()
+
+    async def run(self, read_line: Callable[[], str] | None = None) -> None:
+        """Read lines until ``/quit`` or end of input; ``read_line`` defaults to the terminal."""
+        reader = read_line or (lambda: input(PROMPT))
+        self.show(await self.service.start(self.person, self.place))
+        while True:
+            try:
+                line = await asyncio.to_thread(reader)
+            except EOFError:
+                break
+            if line.strip() in ("/quit", "/exit"):
+                break
+            reply = await self.handle(line)
+            if reply is not None:
+                self.show(reply)
+        print(f"bye (annotated photos are in {self.photos})", file=self.out)

@@ -1,0 +1,213 @@
+"""End to end on Telegram: the real python-telegram-bot polling a loopback fake Bot API, the real
+service (models, SQLite file, catalog) and Spotify through a loopback fake."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.telegram_bot import TelegramAdapter
+from core.imaging import read_image_file
+from core.pipeline import FacePipeline
+from core.service import MoodtunesService
+from tests.conftest import data_path
+from tests.fakes.spotify import FakeSpotify, fake_spotify_fixture, no_proxy_env_fixture  # noqa: F401
+from tests.fakes.telegram import BotCall, FakeTelegram, TgChat, TgUser
+from tests.service_fixtures import make_service
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+WAIT = 60.0  # generous: the CI machine is shared and has 2 cores
+TRACK_LINK = re.compile(r'<a href="https://open\.spotify\.com/track/[0-9A-Za-z]{22}">')
+
+
+@dataclass
+class Harness:
+    fake: FakeTelegram
+    service: MoodtunesService
+    adapter: TelegramAdapter
+    spotify: FakeSpotify
+
+    async def say(self, user: TgUser, chat: TgChat | None, text: str, replies: int = 1) -> list[BotCall]:
+        """``user`` writes ``text``; wait for ``replies`` new bot messages in that chat and return them."""
+        where = chat or self.fake.private_chat(user)
+        before = len(self._messages(where))
+        self.fake.send_text(user, chat, text)
+        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
+
+    async def photo(self, user: TgUser, chat: TgChat | None, path: Path, replies: int = 2) -> list[BotCall]:
+        """``user`` sends a photo; wait for ``replies`` new bot messages (photo + songs by default)."""
+        where = chat or self.fake.private_chat(user)
+        before = len(self._messages(where))
+        self.fake.send_photo(user, chat, path.read_bytes())
+        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
+
+    async def press(self, user: TgUser, message: BotCall, data: str, replies: int = 1) -> list[BotCall]:
+        """``user`` presses a button; wait for the query answer and ``replies`` new messages."""
+        where = self.fake.private_chat(user) if message.chat_id == user.id else message.chat_id
+        assert where is not None
+        before = len(self._messages(where))
+        query = self.fake.press_button(user, message, data)
+        await self.fake.wait_for_answer(query, WAIT)
+        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
+
+    def _messages(self, chat: TgChat | int) -> list[BotCall]:
+        return [
+            c for c in self.fake.sent_to(chat) if c.method in ("sendMessage", "sendPhoto", "sendDocument")
+        ]
+
+
+def button(message: BotCall, label_start: str) -> str:
+    """Callback data of the message's button whose label starts with ``label_start``."""
+    for b in message.buttons:
+        if b["text"].startswith(label_start):
+            return str(b["callback_data"])
+    raise AssertionError(f"no button {label_start!r} in {[b['text'] for b in message.buttons]}")
+
+
+def track_count(message: BotCall) -> int:
+    return len(TRACK_LINK.findall(message.text or ""))
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, pipeline: FacePipeline, cache_dir: Path, fake_spotify: FakeSpotify
+) -> AsyncIterator[Harness]:
+    async with FakeTelegram() as fake:
+        service = await make_service(
+            tmp_path,
+            pipeline,
+            cache_dir,
+            fake_spotify,
+            telegram_token=fake.token,
+            telegram_api_url=fake.base_url,
+            rate_limit_photos=100,
+        )
+        adapter = TelegramAdapter(service, service.settings)
+        await adapter.start()
+        try:
+            yield Harness(fake, service, adapter, fake_spotify)
+        finally:
+            await adapter.stop()
+            await service.close()
+
+
+async def test_a_user_meets_the_bot(harness: Harness) -> None:
+    fake, lfw = harness.fake, data_path("faces", "lfw10")
+    blair = sorted((lfw / "Tony_Blair").iterdir())
+    ann = fake.add_user("Ann")
+    assert {c["command"] for c in fake.commands} >= {"start", "help", "enroll", "tracks", "forget"}
+
+    (welcome,) = await harness.say(ann, None, "/start")
+    assert "selfie" in (welcome.text or "")
+
+    # /enroll asks for consent; "yes"; then a real selfie.
+    (consent,) = await harness.say(ann, None, "/enroll")
+    assert "fingerprint" in (consent.text or "") and "never the photo" in (consent.text or "")
+    (ask,) = await harness.press(ann, consent, button(consent, "Yes"))
+    assert "selfie" in (ask.text or "")
+    (enrolled,) = await harness.photo(ann, None, blair[0], replies=1)
+    assert "recognise you" in (enrolled.text or "")
+    assert any(c.method == "sendChatAction" for c in fake.calls)
+
+    # Another photo of the same person: named, an emotion, 10 tracks with links, an annotated photo.
+    photo, songs = await harness.photo(ann, None, blair[1])
+    assert photo.method == "sendPhoto" and photo.photo is not None and photo.photo[:2] == b"\xff\xd8"
+    assert "Hi Ann!" in (photo.text or "") and re.search(r"looks \w+ \(\d+%\)", photo.text or "")
+    assert track_count(songs) == 10
+    assert {"Make a Spotify playlist", "Lift my mood", "More tracks"} <= {b["text"] for b in songs.buttons}
+
+    # /tracks 15 -> 15 tracks; a bad value gets the valid range.
+    (bad,) = await harness.say(ann, None, "/tracks 99")
+    assert "1 to 50" in (bad.text or "")
+    (ok,) = await harness.say(ann, None, "/tracks 15")
+    assert "15" in (ok.text or "")
+    _, songs = await harness.photo(ann, None, blair[2])
+    assert track_count(songs) == 15
+
+    # "More tracks" gives 15 others.
+    (more,) = await harness.press(ann, songs, button(songs, "More"))
+    first = set(TRACK_LINK.findall(songs.text or ""))
+    assert track_count(more) == 15 and not first & set(TRACK_LINK.findall(more.text or ""))
+
+    # A stranger's photo: someone I don't know.
+    photo, _ = await harness.photo(ann, None, sorted((lfw / "Hugo_Chavez").iterdir())[0])
+    assert "Someone I don't know yet" in (photo.text or "")
+
+    # A text file sent as a document: a clear refusal, and the bot carries on.
+    where = fake.private_chat(ann)
+    before = len(harness._messages(where))
+    fake.send_document(ann, None, b"just some notes\n" * 10, "notes.txt", "text/plain")
+    (refusal,) = (await fake.wait_for_messages(where, before + 1, WAIT))[before:]
+    assert "not a photo" in (refusal.text or "")
+
+    # A file over 20 MB is refused from its declared size, without a download.
+    before = len(harness._messages(where))
+    fake.send_document(ann, None, b"\xff\xd8tiny", "huge.jpg", "image/jpeg", file_size=25_000_000)
+    (too_big,) = (await fake.wait_for_messages(where, before + 1, WAIT))[before:]
+    assert "20 MB" in (too_big.text or "")
+
+    # Spotify: link by pasting the redirect address, then the playlist button.
+    (link,) = await harness.say(ann, None, "/linkspotify")
+    url = re.search(r"https?://\S+", html.unescape(link.text or ""))
+    assert url is not None
+    harness.spotify.add_user("ann-spotify", "Ann S")
+    pasted = await harness.spotify.authorize(url.group(0).rstrip(".,)"), "ann-spotify")
+    (linked,) = await harness.say(ann, None, pasted)
+    assert "linked" in (linked.text or "").lower()
+    (playlist,) = await harness.press(ann, more, button(more, "Make a Spotify playlist"))
+    assert "open.spotify.com/playlist/" in (playlist.text or "")
+    (made,) = harness.spotify.playlists.values()
+    assert len(made.items) == 15
+
+    # /forget: confirm, then the person is no longer recognised.
+    (confirm,) = await harness.say(ann, None, "/forget")
+    (done,) = await harness.press(ann, confirm, button(confirm, "Yes"))
+    assert "deleted" in (done.text or "").lower() and "Spotify" in (done.text or "")
+    photo, _ = await harness.photo(ann, None, blair[3])
+    assert "Someone I don't know yet" in (photo.text or "") and "Hi Ann" not in (photo.text or "")
+
+
+async def test_enroll_with_a_photo_attached_to_the_command(harness: Harness) -> None:
+    fake, lfw = harness.fake, data_path("faces", "lfw10")
+    bob = fake.add_user("Bob")
+    where = fake.private_chat(bob)
+    fake.send_photo(bob, None, sorted((lfw / "Colin_Powell").iterdir())[0].read_bytes(), caption="/enroll")
+    (consent,) = await fake.wait_for_messages(where, 1, WAIT)
+    assert "agree" in (consent.text or "")
+    (enrolled,) = await harness.press(bob, consent, button(consent, "Yes"))
+    assert "recognise you" in (enrolled.text or "")
+    photo, _ = await harness.photo(bob, None, sorted((lfw / "Colin_Powell").iterdir())[1])
+    assert "Hi Bob!" in (photo.text or "")
+
+
+async def test_twenty_users_at_once_each_get_their_own_answer(harness: Harness) -> None:
+    """20 users, each enrolled in their own chat as a different person, send photos at the same time."""
+    fake, lfw = harness.fake, data_path("faces", "lfw10")
+    people = sorted(p for p in lfw.iterdir() if p.is_dir())
+    service = harness.service
+    users = []
+    for i in range(20):
+        photos = sorted(people[i % len(people)].iterdir())
+        user = fake.add_user(f"User{i:02d}")
+        user_id = await service.store.ensure_user("telegram", str(user.id), user.first_name)
+        chat_id = await service.store.ensure_chat("telegram", str(user.id))
+        await service.recognizer.enroll(user_id, chat_id, read_image_file(photos[0]))
+        users.append((user, photos[1 + i // len(people)]))
+    batches_before = harness.service.worker.batches
+    for user, path in users:  # all queued before the bot can answer any
+        fake.send_photo(user, None, path.read_bytes())
+    replies = await asyncio.gather(*(fake.wait_for_messages(u, 2, WAIT) for u, _ in users))
+    for (user, _), (photo, songs) in zip(users, replies, strict=True):
+        assert photo.chat_id == user.id and songs.chat_id == user.id
+        assert f"Hi {user.first_name}!" in (photo.text or ""), photo.text
+        others = {f"User{j:02d}" for j in range(20)} - {user.first_name}
+        assert not any(name in (photo.text or "") for name in others)
+        assert track_count(songs) == 10
+    assert len(fake.sent) >= 40
+    assert harness.service.worker.batches - batches_before < 20  # faces were batched across users
