@@ -14,6 +14,7 @@ test fake; ``MOODTUNES_TELEGRAM_WEBHOOK_URL`` to receive updates by webhook inst
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,12 @@ def file_url_for(api_url: str) -> str:
     """Bot API file base for an API base: ``https://host/bot`` -> ``https://host/file/bot``."""
     base = api_url.rstrip("/")
     return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
+
+
+def webhook_secret(token: str) -> str:
+    """The secret Telegram sends back with every webhook update (derived from the bot token, so
+    forged posts to the webhook address are refused without another setting)."""
+    return hashlib.sha256(f"moodtunes-webhook:{token}".encode()).hexdigest()[:64]
 
 
 def person_of(update: Update) -> Person:
@@ -162,12 +169,13 @@ class TelegramAdapter:
         assert updater is not None
         allowed = ["message", "callback_query"]
         if self.settings.telegram_webhook_url:
-            url = urlsplit(self.settings.telegram_webhook_url)
+            host, _, port = self.settings.telegram_webhook_listen.rpartition(":")
             await updater.start_webhook(
-                listen="0.0.0.0",
-                port=url.port or 8443,
-                url_path=url.path.lstrip("/"),
+                listen=host or "0.0.0.0",
+                port=int(port),
+                url_path=urlsplit(self.settings.telegram_webhook_url).path.lstrip("/"),
                 webhook_url=self.settings.telegram_webhook_url,
+                secret_token=webhook_secret(self.settings.telegram_token.get_secret_value()),
                 allowed_updates=allowed,
             )
         else:

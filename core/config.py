@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     # Chat platforms (a blank token leaves that platform off).
     telegram_token: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org/bot"
-    telegram_webhook_url: str = ""
+    telegram_webhook_url: str = Field(default="", description="Public HTTPS URL Telegram posts updates to.")
+    telegram_webhook_listen: str = Field(
+        default="0.0.0.0:8443", description="host:port the webhook server listens on (behind a proxy)."
+    )
     discord_token: SecretStr = SecretStr("")
     discord_api_url: str = ""
 

@@ -1,0 +1,150 @@
+"""``moodtunes run`` as a real process, and the Telegram webhook mode."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.telegram_bot import TelegramAdapter, webhook_secret
+from core.pipeline import FacePipeline
+from tests.conftest import ROOT, data_path
+from tests.fakes.spotify import FakeSpotify, fake_spotify_fixture, no_proxy_env_fixture  # noqa: F401
+from tests.fakes.telegram import FakeTelegram
+from tests.service_fixtures import make_service
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+WAIT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str], timeout: float) -> None:
+    """Read log lines into ``seen`` until one contains ``needle``."""
+
+    async def scan() -> None:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"process ended before {needle!r}:\n{''.join(seen)}")
+            seen.append(line)
+            if needle in line:
+                return
+
+    await asyncio.wait_for(scan(), timeout)
+
+
+async def test_run_serves_telegram_and_spotify_then_stops_on_sigterm(
+    tmp_path: Path, cache_dir: Path, fake_spotify: FakeSpotify
+) -> None:
+    port = free_port()
+    async with FakeTelegram() as telegram:
+        env = {
+            **os.environ,
+            **fake_spotify.env(redirect_uri=f"http://127.0.0.1:{port}/spotify/callback"),
+            "MOODTUNES_DB": str(tmp_path / "run.sqlite3"),
+            "MOODTUNES_CACHE_DIR": str(cache_dir),
+            "MOODTUNES_CATALOG": str(data_path("spotify", "tracks.csv")),
+            "MOODTUNES_TELEGRAM_TOKEN": telegram.token,
+            "MOODTUNES_TELEGRAM_API_URL": telegram.base_url,
+            "MOODTUNES_LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        log: list[str] = []
+        try:
+            await read_until(proc.stderr, "moodtunes running platforms=telegram", log, WAIT)
+            ann = telegram.add_user("Ann")
+            telegram.send_text(ann, None, "/start")
+            (welcome,) = await telegram.wait_for_messages(ann, 1, WAIT)
+            assert "selfie" in (welcome.text or "")
+            # The Spotify callback server answers a forged callback with a refusal page.
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/spotify/callback?code=x&state=forged") as response,
+            ):
+                assert response.status == 400 and "link" in (await response.text()).lower()
+            proc.send_signal(signal.SIGTERM)
+            await read_until(proc.stderr, "moodtunes stopped", log, WAIT)
+            assert await asyncio.wait_for(proc.wait(), WAIT) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    text = "".join(log)
+    assert "level=INFO" in text and "platform started name=telegram" in text and "Traceback" not in text
+
+
+async def test_run_without_tokens_says_what_to_set(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOODTUNES_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--db",
+        str(tmp_path / "x.sqlite3"),
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), WAIT)
+    assert proc.returncode == 2 and b"MOODTUNES_TELEGRAM_TOKEN" in out
+
+
+async def test_telegram_webhook_mode(tmp_path: Path, pipeline: FacePipeline, cache_dir: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    async with FakeTelegram() as fake:
+        service = await make_service(
+            tmp_path,
+            pipeline,
+            cache_dir,
+            telegram_token=fake.token,
+            telegram_api_url=fake.base_url,
+            telegram_webhook_url=url,
+            telegram_webhook_listen=f"127.0.0.1:{port}",
+        )
+        adapter = TelegramAdapter(service, service.settings)
+        await adapter.start()
+        try:
+            assert fake.webhook_url == url  # registered with Telegram
+            ann = fake.add_user("Ann")
+            message = fake.send_text(ann, None, "/start")  # what Telegram would post
+            ids = itertools.count(1)
+            secret = webhook_secret(fake.token)
+            async with aiohttp.ClientSession() as session:
+                forged = {"update_id": next(ids), "message": message}
+                async with session.post(url, json=forged) as response:
+                    assert response.status == 403  # no secret token: refused
+                update = {"update_id": next(ids), "message": message}
+                headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+                async with session.post(url, json=update, headers=headers) as response:
+                    assert response.status == 200
+            (welcome,) = await fake.wait_for_messages(ann, 1, WAIT)
+            assert "selfie" in (welcome.text or "")
+        finally:
+            await adapter.stop()
+            await service.close()
