@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fakes.spotify"]  # fake_spotify, spotify_settings, ... fixtures everywhere
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 """``../shared/data`` beside the project (see its README)."""

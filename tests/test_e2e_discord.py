@@ -34,7 +34,7 @@ from core.replies import FaceLine, Reply
 from core.service import MoodtunesService
 from tests.conftest import data_path
 from tests.fakes.discord import DcUser, DiscordCall, FakeDiscord, SentInteraction
-from tests.fakes.spotify import FakeSpotify, fake_spotify_fixture, no_proxy_env_fixture  # noqa: F401
+from tests.fakes.spotify import FakeSpotify
 from tests.service_fixtures import make_service
 
 pytestmark = pytest.mark.timeout(60)

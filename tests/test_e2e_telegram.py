@@ -17,7 +17,7 @@ from core.imaging import read_image_file
 from core.pipeline import FacePipeline
 from core.service import MoodtunesService
 from tests.conftest import data_path
-from tests.fakes.spotify import FakeSpotify, fake_spotify_fixture, no_proxy_env_fixture  # noqa: F401
+from tests.fakes.spotify import FakeSpotify
 from tests.fakes.telegram import BotCall, FakeTelegram, TgChat, TgUser
 from tests.service_fixtures import make_service
 

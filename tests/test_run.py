@@ -16,7 +16,7 @@ import pytest
 from bot.telegram_bot import TelegramAdapter, webhook_secret
 from core.pipeline import FacePipeline
 from tests.conftest import ROOT, data_path
-from tests.fakes.spotify import FakeSpotify, fake_spotify_fixture, no_proxy_env_fixture  # noqa: F401
+from tests.fakes.spotify import FakeSpotify
 from tests.fakes.telegram import FakeTelegram
 from tests.service_fixtures import make_service
 

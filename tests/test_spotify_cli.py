@@ -18,7 +18,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from bot.cli import main
-from tests.fakes.spotify import FakeSpotify, no_proxy_env_fixture  # noqa: F401  (fixture)
+from tests.fakes.spotify import FakeSpotify
 
 
 class _Screen(io.StringIO):

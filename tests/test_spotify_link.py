@@ -20,17 +20,7 @@ from core.spotify import (
 )
 from core.spotify.callback_server import CallbackServer
 from core.storage import Store
-from tests.fakes.spotify import (  # noqa: F401  (fixtures)
-    CLIENT_ID,
-    FakeSpotify,
-    fake_spotify_fixture,
-    fast_policy,
-    link_by_paste,
-    no_proxy_env_fixture,
-    spotify_service_fixture,
-    spotify_settings_fixture,
-    spotify_store_fixture,
-)
+from tests.fakes.spotify import CLIENT_ID, FakeSpotify, fast_policy, link_by_paste
 
 
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:

@@ -24,16 +24,7 @@ from core.spotify.oauth_state import parse_redirect
 from core.spotify.playlists import batches, playlist_description, playlist_name, track_uris
 from core.spotify.retry import Failure, classify, retry_after_s
 from core.storage import Store
-from tests.fakes.spotify import (  # noqa: F401  (fixtures)
-    FakeSpotify,
-    fake_spotify_fixture,
-    fast_policy,
-    link_by_paste,
-    no_proxy_env_fixture,
-    spotify_service_fixture,
-    spotify_settings_fixture,
-    spotify_store_fixture,
-)
+from tests.fakes.spotify import FakeSpotify, fast_policy, link_by_paste
 
 ITEMS = "/v1/playlists/*/items"
 

@@ -17,17 +17,7 @@ from core.spotify import (
 )
 from core.spotify.token_cache import EncryptedTokenCache, TokenCipher, TokenUnreadable
 from core.storage import Store
-from tests.fakes.spotify import (  # noqa: F401  (fixtures)
-    SECRET_KEY,
-    FakeSpotify,
-    fake_spotify_fixture,
-    fast_policy,
-    link_by_paste,
-    no_proxy_env_fixture,
-    spotify_service_fixture,
-    spotify_settings_fixture,
-    spotify_store_fixture,
-)
+from tests.fakes.spotify import SECRET_KEY, FakeSpotify, fast_policy, link_by_paste
 
 TRACKS = ["4uLU6hMCjMI75M1A2tKUQC", "0nbXyq5TXYPCO7pr3N8S4I", "696DnlkuDOXcMAnKlTgXXK"]
 

@@ -38,14 +38,15 @@ import json
 import mimetypes
 import re
 import secrets
-import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.loopback import Changes, serve_on_loopback
 
 API_VERSION = 10
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -69,43 +70,6 @@ _PERMISSIONS = str(
 _MESSAGE_KINDS = frozenset({"message", "followup", "edit_original"})
 _OP_DISPATCH, _OP_HEARTBEAT, _OP_IDENTIFY, _OP_PRESENCE, _OP_RESUME = 0, 1, 2, 3, 6
 _OP_REQUEST_MEMBERS, _OP_INVALID_SESSION, _OP_HELLO, _OP_HEARTBEAT_ACK = 8, 9, 10, 11
-
-T = TypeVar("T")
-
-
-class _Changes:
-    """Wakes the coroutines that wait for the fake's state to change (a call, a connection, shutdown)."""
-
-    def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def notify(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def until(self, check: Callable[[], T | None], timeout: float, describe: Callable[[], str]) -> T:
-        """Wait until ``check()`` returns something other than None; TimeoutError (with ``describe()``)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(describe())
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                async with asyncio.timeout(remaining):
-                    await waiter
-            except TimeoutError:
-                pass
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
 
 
 class _DiscordError(Exception):
@@ -444,7 +408,7 @@ class FakeDiscord:
         self._attachments: dict[int, tuple[bytes, str]] = {}
         self._dm_channels: dict[int, DcChannel] = {}
         self._failures: dict[str, list[_DiscordError]] = {}
-        self._changes = _Changes()
+        self._changes = Changes()
         self._runner: web.AppRunner | None = None
         self.guild = self.add_guild("Test Guild")
         self.channel = self.guild.channels[0]
@@ -472,14 +436,7 @@ class FakeDiscord:
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._cdn)
         app.router.add_route("*", "/api/v{version:\\d+}/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
-        )
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:

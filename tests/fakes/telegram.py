@@ -23,19 +23,19 @@ Point PTB at it with ``ApplicationBuilder().token(fake.token).base_url(fake.base
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import io
 import itertools
 import json
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from tests.fakes.loopback import Changes, serve_on_loopback
 
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Telegram lets bots download files of at most 20 MB."""
@@ -94,45 +94,6 @@ _NOT_MODIFIED = (
 )
 
 T = TypeVar("T")
-
-
-class _Changes:
-    """Wakes the coroutines that wait for the fake's state to change (an update, a bot call, shutdown)."""
-
-    def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def notify(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def wait(self, timeout: float) -> None:
-        """Return on the next :meth:`notify` or after ``timeout`` seconds, whichever comes first."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(max(timeout, 0.0)):
-                await waiter
-        except TimeoutError:
-            pass
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-
-    async def until(self, check: Callable[[], T | None], timeout: float, describe: Callable[[], str]) -> T:
-        """Wait until ``check()`` returns something other than None; TimeoutError (with ``describe()``)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(describe())
-            await self.wait(remaining)
 
 
 class _ApiError(Exception):
@@ -483,8 +444,8 @@ class FakeTelegram:
         self._failures: dict[str, list[_ApiError]] = {}
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
-        self._updates_changed = _Changes()
-        self._calls_changed = _Changes()
+        self._updates_changed = Changes()
+        self._calls_changed = Changes()
         self._closing = False
         self._runner: web.AppRunner | None = None
 
@@ -509,14 +470,7 @@ class FakeTelegram:
         """Listen on 127.0.0.1 on a free port."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
-        )
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
