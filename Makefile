@@ -22,6 +22,7 @@ demo: models  ## run the whole flow on the embedded defaults
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -157,6 +157,7 @@ class TelegramAdapter:
         app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, self.photo))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.text))
         app.add_handler(MessageHandler(filters.COMMAND, self.unknown_command))
+        app.add_handler(MessageHandler(filters.ChatType.PRIVATE, self.other))
         app.add_handler(CallbackQueryHandler(self.button))
         app.add_error_handler(self.error)
 
@@ -244,6 +245,12 @@ class TelegramAdapter:
         message = update.effective_message
         if message is not None and message.chat.type == "private":
             await self._send(message, Reply("I don't know that command. Send /help to see what I can do."))
+
+    async def other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Anything else in a private chat (video, sticker, voice...): say what works."""
+        message = update.effective_message
+        if message is not None:
+            await self._send(message, Reply("I can only read photos: send me a selfie (or /help)."))
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An inline button: answer the query at once, then send what the service says."""

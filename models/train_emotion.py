@@ -146,10 +146,11 @@ def predict_split(
     device: torch.device,
     flip: bool = True,
     batch_size: int = 512,
+    autocast: bool = True,
 ) -> np.ndarray:
-    """Predicted class indices (N,) for a split."""
+    """Predicted class indices (N,) for a split (``autocast`` as in training, else float32)."""
     model.eval()
-    dtype = autocast_dtype(device)
+    dtype = autocast_dtype(device) if autocast else None
     out = []
     for start in range(0, len(faces), batch_size):
         batch = to_input(faces.images[start : start + batch_size], mean, std).to(device)
@@ -294,21 +295,28 @@ def _write_model(
     device: torch.device,
     dtype: torch.dtype | None,
 ) -> dict[str, Any]:
-    validation: dict[str, Any] | None = None
-    if val_set is not None:
-        with_flip = evaluate(predict_split(model, val_set, mean, std, device, flip=True), val_set.labels)
-        no_flip = evaluate(predict_split(model, val_set, mean, std, device, flip=False), val_set.labels)
-        validation = {
-            "split": str(config.data / "val"),
-            **with_flip.as_dict(),
-            "accuracy_without_flip": round(no_flip.accuracy, 4),
-        }
     config.out.parent.mkdir(parents=True, exist_ok=True)
     state = {
         k: v.detach().cpu().half() if v.is_floating_point() else v.cpu()
         for k, v in model.state_dict().items()
     }
     torch.save(state, config.out)
+    validation: dict[str, Any] | None = None
+    if val_set is not None:
+        # Score exactly what ships: the float16 weights, run in float32 as EmotionClassifier runs them.
+        shipped = EmotionNet(config.widths, config.convs_per_stage, len(EMOTIONS), config.dropout)
+        shipped.load_state_dict({k: v.float() for k, v in state.items()})
+        shipped = shipped.to(memory_format=torch.channels_last)
+        cpu = torch.device("cpu")
+        with_flip = evaluate(predict_split(shipped, val_set, mean, std, cpu, autocast=False), val_set.labels)
+        no_flip = evaluate(
+            predict_split(shipped, val_set, mean, std, cpu, flip=False, autocast=False), val_set.labels
+        )
+        validation = {
+            "split": str(config.data / "val"),
+            **with_flip.as_dict(),
+            "accuracy_without_flip": round(no_flip.accuracy, 4),
+        }
     card = {
         "name": "moodtunes-emotion-cnn",
         "architecture": {
@@ -375,7 +383,15 @@ def export_checkpoint(checkpoint: Path, out: Path) -> dict[str, Any]:
     val_dir = config.data / "val"
     val_set = load_split(val_dir) if val_dir.is_dir() else None
     return _write_model(
-        config, model, mean, std, weights, ckpt["history"], ckpt["elapsed"], val_set, device,
+        config,
+        model,
+        mean,
+        std,
+        weights,
+        ckpt["history"],
+        ckpt["elapsed"],
+        val_set,
+        device,
         autocast_dtype(device),
     )
 
