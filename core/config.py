@@ -103,6 +103,14 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("telegram_webhook_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 0.0.0.0:8443")
+        return value
+
     @property
     def spotify_enabled(self) -> bool:
         """True when Spotify credentials and a token key are configured."""

@@ -7,7 +7,7 @@ HTML, Discord embeds, console text); :func:`render_text` is the plain-text rende
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from core.music import Track
@@ -79,7 +79,8 @@ class Reply:
     link: str | None = None
     """A URL the user should open (Spotify authorisation or a new playlist)."""
     error: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    emotion: str | None = None
+    """The emotion the songs follow (the sender's face, else the largest), for logs and tests."""
 
 
 def track_line(index: int, track: Track) -> str:

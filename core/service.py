@@ -272,7 +272,7 @@ class MoodtunesService:
             user,
             chat,
             len(faces),
-            reply.extra.get("emotion"),
+            reply.emotion,
             len(reply.tracks),
             1000 * (time.perf_counter() - started),
         )
@@ -286,9 +286,7 @@ class MoodtunesService:
         photo = await asyncio.to_thread(annotate, rgb, lines)
         headline = _headline(faces, main, user)
         if self.catalog is None:
-            return Reply(
-                f"{headline}\n\n{texts.NO_CATALOG}", faces=lines, photo=photo, extra={"emotion": emotion}
-            )
+            return Reply(f"{headline}\n\n{texts.NO_CATALOG}", faces=lines, photo=photo, emotion=emotion)
         result = _Result(user, chat, emotion, settings.mood_policy, settings.track_count)
         token = self._remember(result)
         reply = self._tracks_reply(result, token, headline)
@@ -311,9 +309,7 @@ class MoodtunesService:
         if self.spotify.enabled:
             buttons.insert(0, Button("Make a Spotify playlist", Action.PLAYLIST, token))
         text = headline if tracks else f"{headline}\n\nI've run out of new songs for this mood."
-        return Reply(
-            text, tracks=tuple(tracks), mood=mood, buttons=tuple(buttons), extra={"emotion": result.emotion}
-        )
+        return Reply(text, tracks=tuple(tracks), mood=mood, buttons=tuple(buttons), emotion=result.emotion)
 
     def _remember(self, result: _Result) -> str:
         token = secrets.token_urlsafe(6)
