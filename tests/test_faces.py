@@ -240,3 +240,18 @@ async def test_concurrent_requests_are_batched(pipeline: FacePipeline, lfw10: di
         assert len(together) == len(single)
         np.testing.assert_allclose(together[0].embedding, single[0].embedding, atol=1e-4)
     await worker.close()
+
+
+def test_vggface2_weights_work_offline_from_the_cache(tmp_path: Path, cache_dir: Path) -> None:
+    """Without the file and without permission to download: a clear error. With the file placed in the
+    cache directory (how an offline user installs it): it loads, and its embeddings carry its model id."""
+    from core.faces.embedding import FaceEmbedder
+    from core.faces.facenet_weights import VGGFACE2_URL, WeightsUnavailable, vggface2_weights
+
+    with pytest.raises(WeightsUnavailable, match=r"place 20180402-114759-vggface2\.pt"):
+        vggface2_weights(tmp_path, allow_download=False)
+    stand_in = torch.load(casia_weights(cache_dir), weights_only=True)  # same architecture
+    torch.save(stand_in, tmp_path / Path(VGGFACE2_URL).name)
+    embedder = FaceEmbedder("vggface2", tmp_path)
+    assert embedder.model_id == MODEL_IDS["vggface2"] != MODEL_IDS["casia-webface"]
+    assert embedder.embed(np.zeros((1, 160, 160, 3), np.uint8)).shape == (1, 512)
