@@ -20,6 +20,7 @@ from core.config import Settings
 from core.errors import MoodtunesError
 from core.imaging import read_image_file
 from core.inference import InferenceWorker
+from core.music.demo import demo_lines
 from core.pipeline import FacePipeline
 from core.recognition import Recognizer
 from core.storage import Store
@@ -90,11 +91,6 @@ async def _demo(settings: Settings, db: Path | None) -> int:
 
 
 def _demo_music(settings: Settings, emotion: str) -> None:
-    """Recommendation step; replaced by the music module once it lands."""
-    try:
-        from core.music.demo import demo_lines
-    except ModuleNotFoundError:
-        print("5. music: not available yet")
-        return
+    """Step 5: songs for the emotion found (core.music.demo picks the catalog or says how to get one)."""
     for line in demo_lines(settings, emotion):
         print(line)

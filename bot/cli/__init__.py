@@ -18,7 +18,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, every sub-command registered."""
-    from bot.cli import faces, maintenance
+    from bot.cli import chat, emotion, faces, maintenance, music, spotify
 
     parser = argparse.ArgumentParser(
         prog="moodtunes",
@@ -26,15 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env MOODTUNES_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (maintenance, faces):
-        module.register(sub)
-    for optional in ("bot.cli.emotion", "bot.cli.music", "bot.cli.spotify", "bot.cli.chat"):
-        try:
-            module = __import__(optional, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != optional:
-                raise
-            continue
+    for module in (maintenance, faces, emotion, music, spotify, chat):
         module.register(sub)
     return parser
 
