@@ -12,7 +12,7 @@ import logging
 import signal
 from typing import Protocol
 
-from core.config import Settings
+from core.config import Settings, split_host_port
 from core.service import MoodtunesService
 from core.spotify.callback_server import CallbackServer
 
@@ -75,7 +75,11 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> int:
             running.append((name, adapter))
             log.info("platform started name=%s", name)
         if service.spotify.enabled:
-            callback = CallbackServer(service.spotify)
+            if settings.spotify_callback_listen:
+                host, port = split_host_port(settings.spotify_callback_listen)
+                callback = CallbackServer(service.spotify, host=host, port=port)
+            else:  # a loopback http redirect URI says where to listen
+                callback = CallbackServer(service.spotify)
             await callback.start()
             log.info("spotify callback server started redirect=%s", settings.spotify_redirect_uri)
         log.info("moodtunes running platforms=%s", ",".join(n for n, _ in running))

@@ -42,7 +42,7 @@ from telegram.ext import (
 )
 
 from bot.commands import COMMANDS, dispatch
-from core.config import Settings
+from core.config import Settings, split_host_port
 from core.imaging import MAX_BYTES
 from core.replies import Reply
 from core.service import MoodtunesService, Person, Place
@@ -170,10 +170,10 @@ class TelegramAdapter:
         assert updater is not None
         allowed = ["message", "callback_query"]
         if self.settings.telegram_webhook_url:
-            host, _, port = self.settings.telegram_webhook_listen.rpartition(":")
+            host, port = split_host_port(self.settings.telegram_webhook_listen)
             await updater.start_webhook(
-                listen=host or "0.0.0.0",
-                port=int(port),
+                listen=host,
+                port=port,
                 url_path=urlsplit(self.settings.telegram_webhook_url).path.lstrip("/"),
                 webhook_url=self.settings.telegram_webhook_url,
                 secret_token=webhook_secret(self.settings.telegram_token.get_secret_value()),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "moodtunes"
@@ -31,6 +31,14 @@ def default_db_path() -> Path:
 def default_cache_dir() -> Path:
     """Cache for converted model weights (e.g. ``~/.cache/moodtunes``)."""
     return platformdirs.user_cache_path(APP_NAME)
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:8443"`` -> ``("0.0.0.0", 8443)``; ValueError for anything else."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 0.0.0.0:8443")
+    return host.strip("[]"), int(port)
 
 
 class Settings(BaseSettings):
@@ -64,6 +72,10 @@ class Settings(BaseSettings):
     spotify_client_id: str = ""
     spotify_client_secret: SecretStr = SecretStr("")
     spotify_redirect_uri: str = "http://127.0.0.1:8888/spotify/callback"
+    spotify_callback_listen: str = Field(
+        default="",
+        description="host:port of the callback server when the redirect URI is https:// (a proxy).",
+    )
     spotify_accounts_url: str = "https://accounts.spotify.com"
     spotify_api_url: str = "https://api.spotify.com/v1/"
     secret_key: SecretStr = Field(
@@ -103,13 +115,21 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("telegram_webhook_listen")
+    @field_validator("telegram_webhook_listen", "spotify_callback_listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 0.0.0.0:8443")
+        if value:
+            split_host_port(value)
         return value
+
+    @model_validator(mode="after")
+    def _callback_listen_for_https(self) -> Settings:
+        if self.spotify_redirect_uri.startswith("https://") and not self.spotify_callback_listen:
+            raise ValueError(
+                "MOODTUNES_SPOTIFY_CALLBACK_LISTEN (host:port your reverse proxy forwards the https "
+                "redirect to) is needed with an https:// MOODTUNES_SPOTIFY_REDIRECT_URI"
+            )
+        return self
 
     @property
     def spotify_enabled(self) -> bool:
@@ -124,8 +144,9 @@ class Settings(BaseSettings):
 def _one_line(error: ValidationError) -> str:
     parts = []
     for err in error.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
-        parts.append(f"MOODTUNES_{field.upper()}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        field = "_".join(str(p) for p in err["loc"])
+        parts.append(f"MOODTUNES_{field.upper()}: {message}" if field else message)
     return "invalid settings: " + "; ".join(parts)
 
 
