@@ -41,14 +41,14 @@ class TrainConfig:
 
     data: Path
     out: Path
-    epochs: int = 60
+    epochs: int = 80
     batch_size: int = 128
     lr: float = 0.1
     weight_decay: float = 5e-4
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
     class_weight_power: float = 0.3
-    widths: tuple[int, ...] = (32, 64, 128, 256)
+    widths: tuple[int, ...] = (48, 96, 192, 384)
     convs_per_stage: int = 2
     dropout: float = 0.3
     seed: int = 42

@@ -22,7 +22,7 @@ def test_shipped_weights_match_the_manifest_and_card() -> None:
     assert file_sha256(DEFAULT_WEIGHTS) == entry["files"]["models/emotion/emotion_cnn.pt"]
     card = json.loads(card_path(DEFAULT_WEIGHTS).read_text())
     assert card["classes"] == list(EMOTIONS) and card["sha256"] == file_sha256(DEFAULT_WEIGHTS)
-    assert DEFAULT_WEIGHTS.stat().st_size < 5_000_000
+    assert DEFAULT_WEIGHTS.stat().st_size < 6_000_000  # "a few MB at most"
 
 
 def test_probabilities_are_batched_and_normalised() -> None:

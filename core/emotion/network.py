@@ -28,7 +28,7 @@ class EmotionNet(nn.Module):
     """VGG-style classifier.
 
     Args:
-        widths: channels of the four stages (default ``(32, 64, 128, 256)``, 1.2M parameters).
+        widths: channels of the four stages (default ``(48, 96, 192, 384)``, 2.64M parameters).
         convs_per_stage: 3x3 convolutions per stage (default 2).
         num_classes: output classes (default 7, see :data:`core.emotion.labels.EMOTIONS`).
         dropout: dropout before the classifier (default 0.3).
@@ -38,7 +38,7 @@ class EmotionNet(nn.Module):
 
     def __init__(
         self,
-        widths: Sequence[int] = (32, 64, 128, 256),
+        widths: Sequence[int] = (48, 96, 192, 384),
         convs_per_stage: int = 2,
         num_classes: int = 7,
         dropout: float = 0.3,
