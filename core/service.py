@@ -72,6 +72,9 @@ class _Result:
     count: int
     shown: list[str] = field(default_factory=list)
     tracks: tuple[Track, ...] = ()
+    playlists: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """Playlist URL by the track ids it holds: a second press of the button gives the same one."""
+    playlist_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 LinkedCallback = Callable[[Person, Place, Reply], Awaitable[None]]
@@ -395,13 +398,18 @@ class MoodtunesService:
             return Reply(self.spotify.disabled_reason or "Spotify is not configured.", error=True)
         if not await self.spotify.is_linked(result.user_id):
             return Reply("Link your Spotify account first with /linkspotify, then press the button again.")
-        try:
-            url = await self.spotify.create_playlist(
-                result.user_id, [t.id for t in result.tracks], result.emotion
-            )
-        except MoodtunesError as exc:
-            return Reply(str(exc), error=True)
-        return Reply(f"Your playlist of {len(result.tracks)} songs is ready: {url}", link=url)
+        ids = tuple(t.id for t in result.tracks)
+        if not ids:
+            return Reply("This list has no songs left to make a playlist of; send another photo.", error=True)
+        async with result.playlist_lock:  # a double tap waits for the first press, then reuses it
+            url = result.playlists.get(ids)
+            if url is None:
+                try:
+                    url = await self.spotify.create_playlist(result.user_id, ids, result.emotion)
+                except MoodtunesError as exc:
+                    return Reply(str(exc), error=True)
+                result.playlists[ids] = url
+        return Reply(f"Your playlist of {len(ids)} songs is ready: {url}", link=url)
 
 
 def load_service_catalog(settings: Settings) -> Catalog | None:

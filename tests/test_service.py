@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from core.pipeline import FacePipeline
 from core.replies import Action, Button
 from core.service import MoodtunesService, Person, Place
 from tests.conftest import data_path
+from tests.fakes.spotify import FakeSpotify, link_by_paste
 from tests.service_fixtures import make_service
 
 pytestmark = pytest.mark.slow
@@ -55,6 +57,27 @@ async def test_result_buttons_belong_to_the_sender_and_switch_policy(service: Mo
     assert (await service.press(ANN, HERE, "garbage")).error
     playlist = await service.press(ANN, HERE, "playlist:" + data_of(reply.buttons, Action.MORE).split(":")[1])
     assert playlist.error  # Spotify is not configured in this service
+
+
+async def test_playlist_button_pressed_twice_makes_one_playlist(
+    tmp_path: Path, pipeline: FacePipeline, cache_dir: Path, fake_spotify: FakeSpotify
+) -> None:
+    svc = await make_service(tmp_path, pipeline, cache_dir, spotify=fake_spotify)
+    try:
+        reply = await svc.handle_photo(ANN, HERE, photo("Colin_Powell"))
+        user = await svc.store.ensure_user(ANN.platform, ANN.external_id)
+        await link_by_paste(svc.spotify, fake_spotify, user, "alice")
+        button = data_of(reply.buttons, Action.PLAYLIST)
+        first, second = await asyncio.gather(svc.press(ANN, HERE, button), svc.press(ANN, HERE, button))
+        assert first.link and first.link == second.link and not first.error
+        assert len(fake_spotify.playlists) == 1
+        more = await svc.press(ANN, HERE, data_of(reply.buttons, Action.MORE))  # new songs, new list
+        third = await svc.press(ANN, HERE, data_of(more.buttons, Action.PLAYLIST))
+        assert third.link and third.link != first.link and len(fake_spotify.playlists) == 2
+        [newest] = [p for p in fake_spotify.playlists.values() if third.link.endswith(p.id)]
+        assert newest.items == [f"spotify:track:{t.id}" for t in more.tracks]
+    finally:
+        await svc.close()
 
 
 async def test_declined_consent_stores_nothing(service: MoodtunesService) -> None:

@@ -221,6 +221,34 @@ async def test_lost_add_response_does_not_duplicate_tracks(
     assert len(fake_spotify.calls_to("GET", ITEMS)) == 1  # the check before the retry
 
 
+async def test_lost_create_response_does_not_make_a_second_playlist(
+    fake_spotify: FakeSpotify, spotify_service: SpotifyService
+) -> None:
+    user = await _linked(spotify_service, fake_spotify)
+    fake_spotify.fail("POST", "/v1/me/playlists", 502, after_applying=True)  # made, answer lost
+    ids = track_ids(30)
+    url = await spotify_service.create_playlist(user, ids, "happy")
+    [playlist] = fake_spotify.playlists.values()
+    assert url == f"https://open.spotify.com/playlist/{playlist.id}"
+    assert playlist.items == [f"spotify:track:{i}" for i in ids]
+    assert [c.status for c in fake_spotify.calls_to("POST", "/v1/me/playlists")] == [502]
+    assert len(fake_spotify.calls_to("GET", "/v1/me/playlists")) == 1  # the check before the retry
+
+
+async def test_failed_create_is_retried_without_taking_an_older_playlist(
+    fake_spotify: FakeSpotify, spotify_service: SpotifyService
+) -> None:
+    user = await _linked(spotify_service, fake_spotify)
+    first = await spotify_service.create_playlist(user, track_ids(5, seed=1), "happy")
+    fake_spotify.fail("POST", "/v1/me/playlists", 503)  # refused before anything was made
+    second = await spotify_service.create_playlist(user, track_ids(5, seed=2), "happy")
+    assert second != first  # same name and day, but not the same request
+    assert len(fake_spotify.playlists) == 2
+    assert [c.status for c in fake_spotify.calls_to("POST", "/v1/me/playlists")] == [201, 503, 201]
+    made = fake_spotify.playlists[second.rsplit("/", 1)[1]]
+    assert made.items == [f"spotify:track:{i}" for i in track_ids(5, seed=2)]
+
+
 async def test_user_not_added_to_development_app(
     fake_spotify: FakeSpotify, spotify_service: SpotifyService
 ) -> None:

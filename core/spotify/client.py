@@ -22,8 +22,9 @@ from spotipy.oauth2 import SpotifyOAuth
 
 from core.config import Settings
 
-SCOPE = "playlist-modify-private"
-"""All we ask for: create private playlists and add tracks to them (``/me`` needs no scope)."""
+SCOPE = "playlist-modify-private playlist-read-private"
+"""All we ask for: create private playlists and add tracks to them, and read them back (to check,
+before a retry, whether a request whose answer was lost went through); ``/me`` needs no scope."""
 
 
 class NotLinkedSignal(Exception):

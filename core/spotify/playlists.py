@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
@@ -56,6 +57,21 @@ def playlist_description(mood: str, count: int) -> str:
         f"Made by moodtunes: {count} {songs} chosen from a local track catalog to fit the mood "
         f"of a selfie ({clean_mood(mood)})."
     )
+
+
+def request_mark() -> str:
+    """A fresh marker for one create request (``[mt 1a2b3c4d]``), appended to the description so a
+    retry can recognise the playlist that a request with a lost answer made after all."""
+    return f"[mt {secrets.token_hex(4)}]"
+
+
+def find_marked(page: Any, mark: str) -> dict[str, Any] | None:
+    """The playlist in a ``/me/playlists`` page whose description carries ``mark``, if any."""
+    items = page.get("items") if isinstance(page, dict) else None
+    for item in items or []:
+        if isinstance(item, dict) and mark in str(item.get("description") or ""):
+            return item
+    return None
 
 
 def playlist_url(playlist: dict[str, Any]) -> str:

@@ -44,9 +44,11 @@ from core.spotify.errors import (
 from core.spotify.oauth_state import STATE_TTL_S, RedirectParams, hash_state, new_state, parse_redirect
 from core.spotify.playlists import (
     batches,
+    find_marked,
     playlist_description,
     playlist_name,
     playlist_url,
+    request_mark,
     track_uris,
 )
 from core.spotify.retry import Failure, RetryPolicy, classify, retry_after_s
@@ -342,7 +344,7 @@ class SpotifyService:
                 auth = UserAuth(make_oauth(self.settings, cache, session, self.policy.timeout_s))
                 api = make_api(self.settings, session, self.policy.timeout_s, auth_manager=auth)
                 playlist = await self._call(
-                    lambda: api.current_user_playlist_create(name, public=False, description=text),
+                    _CreatePlaylist(api, name, text),
                     "create the playlist",
                     user_id=user_id,
                     auth=auth,
@@ -466,6 +468,27 @@ class SpotifyService:
         if lock is None:
             lock = self._locks[user_id] = asyncio.Lock()
         return lock
+
+
+class _CreatePlaylist:
+    """The ``current_user_playlist_create`` request, safe to retry: the description carries a fresh
+    marker, and before a retry it looks for that marker among the user's newest playlists and takes
+    the playlist the failed attempt made after all (lost response) instead of making a second one."""
+
+    def __init__(self, api: Any, name: str, description: str) -> None:
+        self.api = api
+        self.name = name
+        self.mark = request_mark()
+        self.description = f"{description} {self.mark}"
+        self.tried = False
+
+    def __call__(self) -> Any:
+        if self.tried:
+            made = find_marked(self.api.current_user_playlists(limit=50), self.mark)
+            if made is not None:
+                return made
+        self.tried = True
+        return self.api.current_user_playlist_create(self.name, public=False, description=self.description)
 
 
 class _AddBatch:

@@ -5,13 +5,14 @@ One aiohttp app serves both halves on a random free loopback port:
 * accounts: ``GET /authorize`` (the consent page: answers at once with a 302 to the redirect URI
   carrying ``code`` and ``state``, or ``error=access_denied``) and ``POST /api/token`` (grants
   ``authorization_code`` and ``refresh_token``, client authenticated by HTTP Basic or form fields);
-* Web API under ``/v1``: ``GET /me``, ``POST /me/playlists``, ``POST`` and ``GET /playlists/{id}/items``.
+* Web API under ``/v1``: ``GET /me``, ``GET`` and ``POST /me/playlists``, ``POST`` and
+  ``GET /playlists/{id}/items``.
 
 It behaves like Spotify where that matters to us: ``localhost`` redirect URIs are refused, codes are
 single-use and bound to their redirect URI, access tokens expire, refresh tokens can be revoked
 (``invalid_grant``), users of a development-mode app must be registered (403 "User not registered in the
-Developer Dashboard"), private playlists need the ``playlist-modify-private`` scope, at most 100 items per
-add. Tests steer it directly::
+Developer Dashboard"), private playlists need the ``playlist-modify-private`` scope to be made and
+``playlist-read-private`` to be listed or read, at most 100 items per add. Tests steer it directly::
 
     async with FakeSpotify() as fake:                       # or the ``fake_spotify`` fixture
         settings = fake.settings(tmp_path / "db.sqlite3")   # MOODTUNES_* pointed at the fake
@@ -200,6 +201,7 @@ class FakeSpotify:
         app.router.add_post("/api/token", self._token)
         app.router.add_get("/v1/me", self._me)
         app.router.add_get("/v1/me/", self._me)
+        app.router.add_get("/v1/me/playlists", self._list_playlists)
         app.router.add_post("/v1/me/playlists", self._create_playlist)
         app.router.add_post("/v1/playlists/{playlist_id}/items", self._add_items)
         app.router.add_get("/v1/playlists/{playlist_id}/items", self._get_items)
@@ -569,6 +571,35 @@ class FakeSpotify:
         self.playlists[playlist.id] = playlist
         return web.json_response(playlist.as_json(self.base_url), status=201)
 
+    async def _list_playlists(self, request: web.Request) -> web.Response:
+        """The user's own playlists, newest first; private ones only with ``playlist-read-private``."""
+        token = self._authenticate(request)
+        if isinstance(token, web.Response):
+            return token
+        reads_private = "playlist-read-private" in token.scope.split()
+        mine = [
+            p
+            for p in reversed(self.playlists.values())
+            if p.owner == token.user and (p.public or reads_private)
+        ]
+        offset = int(request.query.get("offset", 0))
+        limit = int(request.query.get("limit", 20))
+        if not 1 <= limit <= 50:
+            return self._api_error(400, "Invalid limit")
+        page = mine[offset : offset + limit]
+        more = offset + limit < len(mine)
+        href = f"{self.base_url}/v1/me/playlists"
+        return web.json_response(
+            {
+                "href": f"{href}?offset={offset}&limit={limit}",
+                "items": [p.as_json(self.base_url) for p in page],
+                "total": len(mine),
+                "limit": limit,
+                "offset": offset,
+                "next": f"{href}?offset={offset + limit}&limit={limit}" if more else None,
+            }
+        )
+
     async def _add_items(self, request: web.Request) -> web.Response:
         token = self._authenticate(request)
         if isinstance(token, web.Response):
@@ -613,6 +644,8 @@ class FakeSpotify:
         playlist = self.playlists.get(request.match_info["playlist_id"])
         if playlist is None:
             return self._api_error(404, "Not found.")
+        if not playlist.public and "playlist-read-private" not in token.scope.split():
+            return self._api_error(403, "Insufficient client scope")
         offset = int(request.query.get("offset", 0))
         limit = min(100, int(request.query.get("limit", 100)))
         page = playlist.items[offset : offset + limit]
