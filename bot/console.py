@@ -1,8 +1,9 @@
 """Console adapter: chat with the bot in a terminal, on the embedded defaults, no platform account needed.
 
-Type a command (``/help``, ``/tracks 15``, ``/enroll``), a path to a photo, or the number of a
-button shown under the last reply. Annotated photos are written to a temporary folder and their
-path printed. ``/quit`` or end of input (Ctrl-D) leaves.
+Type a command (``/help``, ``/tracks 15``, ``/enroll``), a path to a photo (quoted or dragged in
+works too), or a button shown under the last reply: its number, its label, or the label's first word
+(``yes``, ``more``). Annotated photos are written to a temporary folder and their path printed.
+``/quit`` or end of input (Ctrl-D) leaves.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ class ConsoleChat:
         user: the console user's name (default: the login name).
     """
 
-    def __init__(self, service: MoodtunesService, out: TextIO = sys.stdout, user: str | None = None) -> None:
+    def __init__(self, service: MoodtunesService, out: TextIO | None = None, user: str | None = None) -> None:
         self.service = service
-        self.out = out
+        self.out = out or sys.stdout
         name = user or getpass.getuser()
         self.person = Person("console", name, name)
         self.place = Place("console", "terminal", "terminal")
@@ -51,7 +52,8 @@ class ConsoleChat:
             path = self.photos / f"reply-{self._count}.jpg"
             path.write_bytes(reply.photo)
             print(f"     (annotated photo: {path})", file=self.out)
-        self.buttons = reply.buttons
+        if reply.buttons:  # like a chat app, the last buttons shown stay pressable after a plain reply
+            self.buttons = reply.buttons
         for i, button in enumerate(reply.buttons, 1):
             print(f"     [{i}] {button.label}", file=self.out)
         self.out.flush()
@@ -66,6 +68,9 @@ class ConsoleChat:
             if 0 <= index < len(self.buttons):
                 return await self.service.press(self.person, self.place, self.buttons[index].data)
             return Reply(f"Pick a button from 1 to {len(self.buttons)}.", error=True)
+        button = self._button_named(line)
+        if button is not None:
+            return await self.service.press(self.person, self.place, button.data)
         command = parse_command(line)
         if command is not None:
             name, argument = command
@@ -76,17 +81,27 @@ class ConsoleChat:
                     return read
                 attached = read
             return await dispatch(self.service, self.person, self.place, name, argument, attached)
-        if line.startswith("/"):
+        if _looks_like_command(line):
             return Reply(
                 f"I don't know {line.split()[0]}. Commands: " + ", ".join(f"/{c.name}" for c in COMMANDS)
             )
         text_reply = await self.service.handle_text(self.person, self.place, line)
         if text_reply is not None:
             return text_reply
-        photo = await asyncio.to_thread(self._read, line)
+        photo = await asyncio.to_thread(self._read, _unquote(line))
         if isinstance(photo, Reply):
             return photo
         return await self.service.handle_photo(self.person, self.place, photo)
+
+    def _button_named(self, line: str) -> Button | None:
+        """The one shown button whose label, or its first word, is ``line`` (any case)."""
+        wanted = line.casefold()
+        found = [
+            b
+            for b in self.buttons
+            if wanted in (b.label.casefold(), b.label.split()[0].strip(",.!?").casefold())
+        ]
+        return found[0] if len(found) == 1 else None
 
     def _read(self, name: str) -> bytes | Reply:
         path = Path(name).expanduser()
@@ -113,3 +128,16 @@ class ConsoleChat:
             if reply is not None:
                 self.show(reply)
         print(f"bye (annotated photos are in {self.photos})", file=self.out)
+
+
+def _looks_like_command(line: str) -> bool:
+    """``/word ...`` is a command; ``/home/ann/me.jpg`` or ``/me.jpg`` (a slash or dot after it) is a path."""
+    first = line.split()[0]
+    return first.startswith("/") and "/" not in first[1:] and "." not in first
+
+
+def _unquote(line: str) -> str:
+    """A path as terminals paste it (drag and drop): without surrounding quotes or backslashed spaces."""
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "'\"":
+        return line[1:-1]
+    return line.replace("\\ ", " ")
