@@ -41,7 +41,8 @@ def altered(rgb: np.ndarray) -> np.ndarray:
 
 
 def run_demo(settings: Settings, db: Path | None = None) -> int:
-    """Run the demo; returns the exit status."""
+    """Run the demo; returns the exit status: 1 when a step does not give the result it shows off
+    (no face, the astronaut not recognised, the cat enrolled), so ``make demo`` is a smoke test too."""
     return asyncio.run(_demo(settings, db))
 
 
@@ -60,6 +61,9 @@ async def _demo(settings: Settings, db: Path | None) -> int:
             t0 = time.perf_counter()
             analyses = await worker.analyze(rgb)
             print(f"1. {len(analyses)} face(s) found in {1000 * (time.perf_counter() - t0):.0f} ms")
+            if not analyses:
+                print("   FAILED: no face in a portrait; the face models are not working")
+                return 1
             for a in analyses:
                 line = f"   box {a.face.rounded_box()} score {a.face.score:.3f}"
                 if a.emotion is not None:
@@ -70,15 +74,22 @@ async def _demo(settings: Settings, db: Path | None) -> int:
             chat = await store.ensure_chat("demo", "demo-chat", "demo")
             enrolled = await recognizer.enroll(user, chat, rgb)
             print(f"2. enrolled Eileen Collins from that photo ({enrolled.samples} sample)")
-            for face in await recognizer.identify(chat, altered(rgb)):
+            found = await recognizer.identify(chat, altered(rgb))
+            for face in found:
                 who = face.match.name or "someone I don't know yet"
                 print(
                     f"3. in a mirrored, tilted, smaller copy: {who} (similarity {face.match.similarity:.2f},"
                     f" threshold {recognizer.threshold:.2f})"
                 )
+            status = 0
+            if not any(face.match.user_id == user for face in found):
+                print("   FAILED: she was not recognised in the altered copy")
+                status = 1
             cat = read_image_file(skimage_photo("chelsea.png"))
             try:
                 await recognizer.enroll(user, chat, cat)
+                print("4. FAILED: scikit-image's cat was enrolled as a face")
+                status = 1
             except MoodtunesError as exc:
                 print(f"4. enrolling scikit-image's cat is refused: {exc}")
             emotion = analyses[0].emotion.label if analyses and analyses[0].emotion else "neutral"
@@ -87,7 +98,7 @@ async def _demo(settings: Settings, db: Path | None) -> int:
             await worker.close()
             await store.close()
     print("Try the bot in your terminal: .venv/bin/moodtunes chat")
-    return 0
+    return status
 
 
 def _demo_music(settings: Settings, emotion: str) -> None:
