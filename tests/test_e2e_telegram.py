@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -211,3 +212,50 @@ async def test_twenty_users_at_once_each_get_their_own_answer(harness: Harness) 
         assert track_count(songs) == 10
     assert len(fake.sent) >= 40
     assert harness.service.worker.batches - batches_before < 20  # faces were batched across users
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # RetryAfter.retry_after type
+async def test_telegram_trouble_gets_a_clear_answer_and_nothing_is_lost(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.telegram_bot")
+    fake, lfw = harness.fake, data_path("faces", "lfw10")
+    selfie = sorted((lfw / "Colin_Powell").iterdir())[0]
+    cleo = fake.add_user("Cleo")
+    where = fake.private_chat(cleo)
+
+    # A flood limit on the reply: the bot waits it out and the reply still arrives.
+    fake.fail_next("sendMessage", "Too Many Requests: retry after 1", retry_after=1)
+    (welcome,) = await harness.say(cleo, None, "/start")
+    assert "selfie" in (welcome.text or "")
+    sends = [c for c in fake.calls if c.method == "sendMessage" and c.chat_id == cleo.id]
+    assert [c.ok for c in sends] == [False, True] and "retry after" in (sends[0].error or "")
+    assert "telegram flood limit" in caplog.text
+
+    # Telegram refuses the download: the limit, or a plain "send it again"; the next photo works.
+    fake.fail_next("getFile", "Bad Request: file is too big")
+    (too_big,) = await harness.photo(cleo, None, selfie, replies=1)
+    assert "too big" in (too_big.text or "") and "20 MB" in (too_big.text or "")
+    fake.fail_next("getFile", "Bad Request: wrong file_id or the file is temporarily unavailable")
+    (again,) = await harness.photo(cleo, None, selfie, replies=1)
+    assert "send it again" in (again.text or "")
+    photo, songs = await harness.photo(cleo, None, selfie)
+    assert photo.method == "sendPhoto" and track_count(songs) == 10
+
+    # A command the bot does not have.
+    (unknown,) = await harness.say(cleo, None, "/dance")
+    assert "I don't know that command" in (unknown.text or "")
+
+    # A user who blocked the bot: the failed send is logged, and others are still served.
+    dan = fake.add_user("Dan")
+    await harness.say(dan, None, "/start")
+    fake.block_bot(dan)
+    fake.send_text(dan, None, "/help")
+    (help_,) = await harness.say(cleo, None, "/help")
+    assert "/forget" in (help_.text or "")
+    for _ in range(100):
+        if "telegram forbidden" in caplog.text:
+            break
+        await asyncio.sleep(0.05)
+    assert "telegram forbidden" in caplog.text
+    assert len([c for c in fake.sent_to(where) if c.method == "sendMessage"]) >= 5
