@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import socket
 import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -81,7 +83,17 @@ async def test_link_by_pasting(
     assert await spotify_store.spotify_count_states() == 0
 
 
-async def test_link_through_callback_server(fake_spotify: FakeSpotify, tmp_path: Path) -> None:
+@dataclass
+class Callback:
+    service: SpotifyService
+    store: Store
+    redirect_uri: str
+    notified: list[tuple[int, str]]
+
+
+@pytest.fixture
+async def callback(fake_spotify: FakeSpotify, tmp_path: Path) -> AsyncIterator[Callback]:
+    """A Spotify service whose redirect URI is a running :class:`CallbackServer` on a free port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -99,31 +111,60 @@ async def test_link_through_callback_server(fake_spotify: FakeSpotify, tmp_path:
     assert (server.host, server.port, server.path) == ("127.0.0.1", port, "/spotify/callback")
     await server.start(sock=sock)
     try:
-        user = await store.ensure_user("discord", "42", "Dee")
-        location = await fake_spotify.authorize(await service.start_link(user), user="bob")
-        assert location.startswith(redirect_uri + "?")
-        async with aiohttp.ClientSession() as browser:
-            async with browser.head(location) as page:  # link checkers must not spend the state
-                assert page.status == 405
-            async with browser.get(location) as page:
-                body = await page.text()
-                assert page.status == 200
-                assert page.headers["Cache-Control"] == "no-store"
-                assert page.headers["Referrer-Policy"] == "no-referrer"
-            assert "Bob B." in body and "go back to the chat" in body
-            assert notified == [(user, "Bob B.")]
-            assert await service.is_linked(user)
-            # Reloading the page replays the state: refused, nothing changes, nobody notified again.
-            async with browser.get(location) as page:
-                assert page.status == 400
-                assert "not valid" in await page.text()
-            async with browser.get(f"http://127.0.0.1:{port}/elsewhere") as page:
-                assert page.status == 404
-        assert notified == [(user, "Bob B.")]
-        assert fake_spotify.token_grants() == ["authorization_code"]
+        yield Callback(service, store, redirect_uri, notified)
     finally:
         await server.close()
         await store.close()
+
+
+async def test_link_through_callback_server(fake_spotify: FakeSpotify, callback: Callback) -> None:
+    service, notified = callback.service, callback.notified
+    user = await callback.store.ensure_user("discord", "42", "Dee")
+    location = await fake_spotify.authorize(await service.start_link(user), user="bob")
+    assert location.startswith(callback.redirect_uri + "?")
+    async with aiohttp.ClientSession() as browser:
+        async with browser.head(location) as page:  # link checkers must not spend the state
+            assert page.status == 405
+        async with browser.get(location) as page:
+            body = await page.text()
+            assert page.status == 200
+            assert page.headers["Cache-Control"] == "no-store"
+            assert page.headers["Referrer-Policy"] == "no-referrer"
+        assert "Bob B." in body and "go back to the chat" in body
+        assert notified == [(user, "Bob B.")]
+        assert await service.is_linked(user)
+        # Reloading the page replays the state: refused, nothing changes, nobody notified again.
+        async with browser.get(location) as page:
+            assert page.status == 400
+            assert "not valid" in await page.text()
+        async with browser.get(callback.redirect_uri.replace("/spotify/callback", "/elsewhere")) as page:
+            assert page.status == 404
+    assert notified == [(user, "Bob B.")]
+    assert fake_spotify.token_grants() == ["authorization_code"]
+
+
+async def test_callback_page_says_why_a_link_failed(fake_spotify: FakeSpotify, callback: Callback) -> None:
+    service, store = callback.service, callback.store
+    fake_spotify.add_user("carol", "Carol C.", registered=False)
+
+    async def consent(external_id: str, **how: object) -> str:
+        url = await service.start_link(await store.ensure_user("telegram", external_id))
+        return await fake_spotify.authorize(url, **how)  # type: ignore[arg-type]
+
+    denied, carol, down = await consent("1", deny=True), await consent("2", user="carol"), await consent("3")
+    async with aiohttp.ClientSession() as browser:
+        for location, status, words in (
+            (denied, 400, "access_denied"),
+            (carol, 403, "development mode"),
+            (down, 502, "try again"),
+        ):
+            if location is down:
+                fake_spotify.fail("POST", "/api/token", 503, times=10)  # the accounts service is down
+            async with browser.get(location) as page:
+                body = await page.text()
+                assert page.status == status and "Spotify was not linked" in body and words in body
+    assert callback.notified == []
+    assert _rows(store.path, "SELECT COUNT(*) FROM spotify_tokens") == [(0,)]
 
 
 async def test_callback_notifier_failure_does_not_undo_link(

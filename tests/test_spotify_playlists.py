@@ -324,6 +324,9 @@ def test_classify_and_retry_after() -> None:
     assert classify(SpotifyOauthError("x", error="invalid_grant")) is Failure.REVOKED
     assert classify(SpotifyOauthError("x", error="invalid_client")) is Failure.BAD_CLIENT
     assert classify(SpotifyOauthError("x", error="Internal Server Error")) is Failure.TRANSIENT
+    outage = {"status": 503, "message": "Service unavailable"}  # a JSON object where the code should be
+    assert classify(SpotifyOauthError("x", error=outage)) is Failure.TRANSIENT  # type: ignore[arg-type]
+    assert classify(SpotifyOauthError("x", error=None)) is Failure.TRANSIENT
     assert classify(requests.exceptions.ReadTimeout()) is Failure.TRANSIENT
     assert classify(requests.exceptions.ConnectionError()) is Failure.TRANSIENT
     assert classify(ValueError()) is Failure.OTHER

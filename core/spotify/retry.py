@@ -65,7 +65,9 @@ _NOT_ALLOWED_HINTS = ("not registered", "not approved", "developer dashboard")
 def classify(exc: BaseException) -> Failure:
     """Sort an exception raised by a spotipy call into a :class:`Failure`."""
     if isinstance(exc, SpotifyOauthError):
-        error = (exc.error or "").strip()
+        # ``error`` is the OAuth error code, but a proxy or an outage page can put a JSON object or
+        # an HTML body there: only a string is a code.
+        error = exc.error.strip() if isinstance(exc.error, str) else ""
         if error == "invalid_grant":
             return Failure.REVOKED
         if error in ("invalid_client", "unauthorized_client"):
