@@ -21,7 +21,7 @@ from core.spotify import (
     SpotifyUserNotAllowed,
 )
 from core.spotify.oauth_state import parse_redirect
-from core.spotify.playlists import batches, playlist_description, playlist_name, track_uris
+from core.spotify.playlists import batches, find_made, playlist_description, playlist_name, track_uris
 from core.spotify.retry import Failure, classify, retry_after_s
 from core.storage import Store
 from tests.fakes.spotify import FakeSpotify, fast_policy, link_by_paste
@@ -233,6 +233,37 @@ async def test_lost_create_response_does_not_make_a_second_playlist(
     assert playlist.items == [f"spotify:track:{i}" for i in ids]
     assert [c.status for c in fake_spotify.calls_to("POST", "/v1/me/playlists")] == [502]
     assert len(fake_spotify.calls_to("GET", "/v1/me/playlists")) == 1  # the check before the retry
+
+
+async def test_lost_create_found_by_name_when_listings_carry_no_description(
+    fake_spotify: FakeSpotify, spotify_service: SpotifyService
+) -> None:
+    user = await _linked(spotify_service, fake_spotify)
+    older = await spotify_service.create_playlist(user, track_ids(5, seed=1), "happy")  # same name, full
+    fake_spotify.list_descriptions = False
+    fake_spotify.fail("POST", "/v1/me/playlists", 502, after_applying=True)
+    url = await spotify_service.create_playlist(user, track_ids(5, seed=2), "happy")
+    assert url != older and len(fake_spotify.playlists) == 2
+    assert [c.status for c in fake_spotify.calls_to("POST", "/v1/me/playlists")] == [201, 502]
+
+
+def test_find_made_prefers_the_marker_then_an_empty_namesake() -> None:
+    def listed(pid: str, name: str, description: str | None, total: int) -> dict[str, object]:
+        return {"id": pid, "name": name, "description": description, "items": {"total": total}}
+
+    name, mark = "moodtunes · happy · 2026-11-23", "[mt 0badcafe]"
+    page = {
+        "items": [
+            listed("full", name, None, 10),
+            listed("empty", name, None, 0),
+            listed("marked", name, f"Made by moodtunes. {mark}", 0),
+        ]
+    }
+    assert (find_made(page, mark, name) or {})["id"] == "marked"
+    assert (find_made(page, "[mt 11111111]", name) or {})["id"] == "empty"
+    assert find_made({"items": page["items"][:1]}, mark, name) is None  # a full namesake is not ours
+    assert find_made({"items": [{"name": name, "tracks": {"total": 0}}]}, mark, name) is not None
+    assert find_made(None, mark, name) is None and find_made({"items": None}, mark, name) is None
 
 
 async def test_failed_create_is_retried_without_taking_an_older_playlist(

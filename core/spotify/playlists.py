@@ -65,12 +65,26 @@ def request_mark() -> str:
     return f"[mt {secrets.token_hex(4)}]"
 
 
-def find_marked(page: Any, mark: str) -> dict[str, Any] | None:
-    """The playlist in a ``/me/playlists`` page whose description carries ``mark``, if any."""
-    items = page.get("items") if isinstance(page, dict) else None
-    for item in items or []:
-        if isinstance(item, dict) and mark in str(item.get("description") or ""):
+def find_made(page: Any, mark: str, name: str) -> dict[str, Any] | None:
+    """The playlist in a ``/me/playlists`` page that a create request with a lost answer made: the one
+    whose description carries ``mark``, else (Spotify may leave descriptions out of listings) an empty
+    playlist of the same name, which nothing else of ours leaves behind. None if there is none."""
+    items = [i for i in (page.get("items") if isinstance(page, dict) else None) or [] if isinstance(i, dict)]
+    for item in items:
+        if mark in str(item.get("description") or ""):
             return item
+    for item in items:
+        if item.get("name") == name and _item_count(item) == 0:
+            return item
+    return None
+
+
+def _item_count(playlist: dict[str, Any]) -> int | None:
+    """``items.total`` (or the older ``tracks.total``) of a playlist object; None when absent."""
+    for key in ("items", "tracks"):
+        field = playlist.get(key)
+        if isinstance(field, dict) and isinstance(field.get("total"), int):
+            return int(field["total"])
     return None
 
 

@@ -44,7 +44,7 @@ from core.spotify.errors import (
 from core.spotify.oauth_state import STATE_TTL_S, RedirectParams, hash_state, new_state, parse_redirect
 from core.spotify.playlists import (
     batches,
-    find_marked,
+    find_made,
     playlist_description,
     playlist_name,
     playlist_url,
@@ -57,6 +57,8 @@ from core.storage import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DESCRIPTION_LIMIT = 300
+"""Characters Spotify keeps of a playlist description."""
 
 LinkedNotifier = Callable[[int, str], Awaitable[None]]
 """``async notify(user_id, spotify_display_name)``, registered by adapters with :meth:`on_linked`."""
@@ -472,19 +474,20 @@ class SpotifyService:
 
 class _CreatePlaylist:
     """The ``current_user_playlist_create`` request, safe to retry: the description carries a fresh
-    marker, and before a retry it looks for that marker among the user's newest playlists and takes
-    the playlist the failed attempt made after all (lost response) instead of making a second one."""
+    marker, and before a retry it looks among the user's newest playlists for the one the failed
+    attempt made after all (lost response, see :func:`find_made`) instead of making a second one."""
 
     def __init__(self, api: Any, name: str, description: str) -> None:
         self.api = api
         self.name = name
         self.mark = request_mark()
-        self.description = f"{description} {self.mark}"
+        room = DESCRIPTION_LIMIT - len(self.mark) - 1  # the marker must survive Spotify's length limit
+        self.description = f"{description[:room]} {self.mark}"
         self.tried = False
 
     def __call__(self) -> Any:
         if self.tried:
-            made = find_marked(self.api.current_user_playlists(limit=50), self.mark)
+            made = find_made(self.api.current_user_playlists(limit=50), self.mark, self.name)
             if made is not None:
                 return made
         self.tried = True

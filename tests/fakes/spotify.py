@@ -180,6 +180,8 @@ class FakeSpotify:
         self.browser_user = "alice"
         """Who is logged in to Spotify in the fake browser (:meth:`authorize` without ``user``)."""
         self.playlists: dict[str, FakePlaylist] = {}
+        self.list_descriptions = True
+        """False: ``GET /me/playlists`` answers ``description: null``, as Spotify's docs allow."""
         self.calls: list[Call] = []
         self.rules: list[Rule] = []
         self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (user, redirect_uri, scope)
@@ -589,10 +591,14 @@ class FakeSpotify:
         page = mine[offset : offset + limit]
         more = offset + limit < len(mine)
         href = f"{self.base_url}/v1/me/playlists"
+        listed = [p.as_json(self.base_url) for p in page]
+        if not self.list_descriptions:
+            for item in listed:
+                item["description"] = None
         return web.json_response(
             {
                 "href": f"{href}?offset={offset}&limit={limit}",
-                "items": [p.as_json(self.base_url) for p in page],
+                "items": listed,
                 "total": len(mine),
                 "limit": limit,
                 "offset": offset,
