@@ -30,6 +30,12 @@ async def chat(tmp_path: Path, pipeline: FacePipeline, cache_dir: Path) -> Async
     await service.close()
 
 
+def printed(chat: ConsoleChat) -> str:
+    """Everything the console printed so far."""
+    assert isinstance(chat.out, io.StringIO)
+    return chat.out.getvalue()
+
+
 async def say(chat: ConsoleChat, line: str) -> str:
     """Send one line, print the reply as the terminal would, and return the reply's text."""
     reply = await chat.handle(line)
@@ -48,17 +54,17 @@ async def test_enrol_recognise_buttons_and_forget(chat: ConsoleChat, tmp_path: P
 
     text = await say(chat, blair[4])
     assert text.startswith("Hi ann!")
-    out = chat.out.getvalue()  # type: ignore[attr-defined]
+    out = printed(chat)
     annotated = Path(out.rsplit("(annotated photo: ", 1)[1].split(")", 1)[0])
     assert annotated.is_file() and annotated.read_bytes()[:2] == b"\xff\xd8"
     first = {line for line in out.splitlines() if "open.spotify.com/track/" in line}
     assert len(first) == 3
 
-    before = chat.out.getvalue()  # type: ignore[attr-defined]
+    before = printed(chat)
     await say(chat, "More tracks")  # a button by its whole label, any case
     more = {
         line.split("  ", 1)[1]
-        for line in chat.out.getvalue()[len(before) :].splitlines()  # type: ignore[attr-defined]
+        for line in printed(chat)[len(before) :].splitlines()
         if "open.spotify.com/track/" in line
     }
     assert len(more) == 3 and not more & {line.split("  ", 1)[1] for line in first}

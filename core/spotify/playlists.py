@@ -68,7 +68,8 @@ def request_mark() -> str:
 def find_made(page: Any, mark: str, name: str) -> dict[str, Any] | None:
     """The playlist in a ``/me/playlists`` page that a create request with a lost answer made: the one
     whose description carries ``mark``, else (Spotify may leave descriptions out of listings) an empty
-    playlist of the same name, which nothing else of ours leaves behind. None if there is none."""
+    playlist of the same name; at worst that is an earlier failed attempt's leftover, as good to fill
+    as a new one. None if there is neither."""
     items = [i for i in (page.get("items") if isinstance(page, dict) else None) or [] if isinstance(i, dict)]
     for item in items:
         if mark in str(item.get("description") or ""):
