@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.telegram_bot import TelegramAdapter  # noqa: E402
+from core.app.service import MoodtunesService, load_service_catalog  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.inference import InferenceWorker  # noqa: E402
-from core.pipeline import FacePipeline  # noqa: E402
-from core.service import MoodtunesService, load_service_catalog  # noqa: E402
 from core.spotify import SpotifyService  # noqa: E402
 from core.storage import Store  # noqa: E402
+from core.vision.analyzer import FaceAnalyzer  # noqa: E402
+from core.vision.worker import InferenceWorker  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -57,7 +57,7 @@ async def measure(users: int, rounds: int) -> dict[str, object]:
                 rate_limit_photos=10_000,
             )
             store = await Store.open(settings.db)
-            worker = InferenceWorker(FacePipeline(settings))
+            worker = InferenceWorker(FaceAnalyzer(settings))
             service = MoodtunesService(
                 settings, store, worker, load_service_catalog(settings), SpotifyService(settings, store)
             )

@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier  # noqa: E402
+from core.vision.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier  # noqa: E402
 
 
 def main() -> int:

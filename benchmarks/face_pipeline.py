@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.config import load_settings  # noqa: E402
-from core.imaging import read_image_file  # noqa: E402
-from core.pipeline import FacePipeline  # noqa: E402
+from core.vision.analyzer import FaceAnalyzer  # noqa: E402
+from core.vision.imaging import read_image_file  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,7 +59,7 @@ def main() -> int:
     from facenet_pytorch import MTCNN
 
     settings = load_settings()
-    pipeline = FacePipeline(settings, with_emotion=False)
+    pipeline = FaceAnalyzer(settings, with_emotion=False)
     default_mtcnn = MTCNN(keep_all=True)
     facenet = pipeline.embedder.model
     photos = sorted(args.photos.glob("*.jpg"))

@@ -31,9 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.emotion.labels import EMOTIONS  # noqa: E402
 from core.music.catalog import Catalog  # noqa: E402
 from core.music.store import cache_file, import_catalog, load_catalog, read_catalog, save_catalog  # noqa: E402
+from core.vision.emotion.labels import EMOTIONS  # noqa: E402
 from tests.synthetic_catalog import write_synthetic_catalog  # noqa: E402
 
 SHARED_CSV = ROOT.parent / "shared" / "data" / "spotify" / "tracks.csv"

@@ -12,17 +12,22 @@ import asyncio
 import getpass
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from bot.commands import COMMANDS, dispatch, parse_command
-from core.errors import FileTooLarge
-from core.imaging import MAX_BYTES
-from core.replies import Button, Reply, render_text
-from core.service import MoodtunesService, Person, Place
+from core.app.commands import split_command
+from core.app.people import Person, Place
+from core.app.replies import Button, Reply, render_text
+from core.app.service import MoodtunesService
+from core.errors import FileTooLarge, NotFound
+from core.vision.imaging import MAX_BYTES
 
 PROMPT = "you> "
+LOCAL = "local"
+"""The platform of the terminal chat and the CLI: the same users and chats for both."""
+DEFAULT_CHAT = "default"
+"""The chat the terminal talks in (``moodtunes enroll --chat`` defaults to it too)."""
 
 
 class ConsoleChat:
@@ -38,8 +43,8 @@ class ConsoleChat:
         self.service = service
         self.out = out or sys.stdout
         name = user or getpass.getuser()
-        self.person = Person("console", name, name)
-        self.place = Place("console", "terminal", "terminal")
+        self.person = Person(LOCAL, name, name)
+        self.place = Place(LOCAL, DEFAULT_CHAT, "terminal")
         self.buttons: tuple[Button, ...] = ()
         self.photos = Path(tempfile.mkdtemp(prefix="moodtunes-"))
         self._count = 0
@@ -71,27 +76,18 @@ class ConsoleChat:
         button = self._button_named(line)
         if button is not None:
             return await self.service.press(self.person, self.place, button.data)
-        command = parse_command(line)
-        if command is not None:
-            name, argument = command
-            attached: bytes | None = None
-            if name == "enroll" and argument:
-                read = await asyncio.to_thread(self._read, argument)
-                if isinstance(read, Reply):
-                    return read
-                attached = read
-            return await dispatch(self.service, self.person, self.place, name, argument, attached)
         if _looks_like_command(line):
-            return Reply(
-                f"I don't know {line.split()[0]}. Commands: " + ", ".join(f"/{c.name}" for c in COMMANDS)
-            )
+            parts = split_command(line)
+            name, argument = parts if parts is not None else ("", "")
+            if name == "enroll" and argument:  # /enroll PATH: the photo comes with the command
+                return await self.service.run_command(
+                    self.person, self.place, "enroll", photo=self._reader(_unquote(argument))
+                )
+            return await self.service.text_command(self.person, self.place, line)
         text_reply = await self.service.handle_text(self.person, self.place, line)
         if text_reply is not None:
             return text_reply
-        photo = await asyncio.to_thread(self._read, _unquote(line))
-        if isinstance(photo, Reply):
-            return photo
-        return await self.service.handle_photo(self.person, self.place, photo)
+        return await self.service.handle_photo(self.person, self.place, self._reader(_unquote(line)))
 
     def _button_named(self, line: str) -> Button | None:
         """The one shown button whose label, or its first word, is ``line`` (any case)."""
@@ -103,15 +99,18 @@ class ConsoleChat:
         ]
         return found[0] if len(found) == 1 else None
 
-    def _read(self, name: str) -> bytes | Reply:
-        path = Path(name).expanduser()
-        if not path.is_file():
-            return Reply(f"No file at {path}. Type a photo's path, a /command, or /help.", error=True)
-        if path.stat().st_size > MAX_BYTES:
-            return Reply(
-                str(FileTooLarge(f"That file is over {MAX_BYTES // 2**20} MB; I can't take it.")), error=True
-            )
-        return path.read_bytes()
+    def _reader(self, name: str) -> Callable[[], Awaitable[bytes]]:
+        """``await read()`` for a photo file; raises NotFound or FileTooLarge."""
+
+        def read() -> bytes:
+            path = Path(name).expanduser()
+            if not path.is_file():
+                raise NotFound(f"No file at {path}. Type a photo's path, a /command, or /help.")
+            if path.stat().st_size > MAX_BYTES:
+                raise FileTooLarge(f"That file is over {MAX_BYTES // 2**20} MB; I can't take it.")
+            return path.read_bytes()
+
+        return lambda: asyncio.to_thread(read)
 
     async def run(self, read_line: Callable[[], str] | None = None) -> None:
         """Read lines until ``/quit`` or end of input; ``read_line`` defaults to the terminal."""

@@ -18,12 +18,12 @@ import numpy as np
 
 from core.config import Settings
 from core.errors import MoodtunesError
-from core.imaging import read_image_file
-from core.inference import InferenceWorker
 from core.music.demo import demo_lines
-from core.pipeline import FacePipeline
-from core.recognition import Recognizer
 from core.storage import Store
+from core.vision.analyzer import FaceAnalyzer
+from core.vision.imaging import read_image_file
+from core.vision.recognizer import Recognizer
+from core.vision.worker import InferenceWorker
 
 
 def skimage_photo(name: str) -> Path:
@@ -50,7 +50,7 @@ async def _demo(settings: Settings, db: Path | None) -> int:
     photo = skimage_photo("astronaut.png")
     print(f"moodtunes demo on {photo.name} (scikit-image; NASA portrait of Eileen Collins, public domain)")
     t0 = time.perf_counter()
-    pipeline = FacePipeline(settings)
+    pipeline = FaceAnalyzer(settings)
     print(f"  models loaded in {time.perf_counter() - t0:.1f} s ({pipeline.model_id})")
     worker = InferenceWorker(pipeline)
     with tempfile.TemporaryDirectory() as tmp:

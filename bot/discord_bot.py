@@ -1,19 +1,21 @@
 """Discord adapter: slash commands, photos in DMs and mentions, and reply buttons over the one service.
 
-Every entry of :data:`bot.commands.COMMANDS` becomes a slash command (``/enroll`` takes an optional
-photo, ``/tracks`` its count), plus ``/mood`` with a photo attachment. A photo sent in a DM, or in a
-server message that mentions the bot, is handled like ``/mood``; a Spotify redirect address pasted in
-a DM finishes linking. Replies are embeds (text, faces, mood, the songs with their Spotify links) with
-the annotated photo attached and buttons whose ``custom_id`` is :attr:`core.replies.Button.data`; one
-:class:`ReplyButton` dynamic item serves every button, so presses keep working after a restart.
+Every command of :data:`core.app.commands.COMMANDS` offered on Discord becomes a slash command with
+typed options (``/tracks`` an integer field 1-50 that Discord itself validates, ``/enroll`` and
+``/mood`` a photo attachment), registered by the :class:`MoodtunesCommands` cog. A photo sent in a DM,
+or in a server message that mentions the bot, is handled like ``/mood``; a Spotify redirect address
+pasted in a DM finishes linking. Replies are rendered by :mod:`bot.discord_render`.
 
 Faces are matched per server (``Place("discord", "guild:<id>")``) or per DM channel (``"dm:<id>"``).
+A user's name is their own Discord name, never a server nickname (it would leak into other servers).
 Default intents suffice: Discord delivers the content of DMs and of messages that mention the bot.
-``moodtunes run`` starts it when ``MOODTUNES_DISCORD_TOKEN`` is set; ``MOODTUNES_DISCORD_API_URL``
-points discord.py at another Discord REST base (the loopback fake in the tests)::
+The client is an ``AutoShardedClient`` running shards ``MOODTUNES_DISCORD_SHARD_IDS`` of
+``MOODTUNES_DISCORD_SHARD_COUNT``, so several processes can split the guilds. ``moodtunes run``
+starts it when ``MOODTUNES_DISCORD_TOKEN`` is set; ``MOODTUNES_DISCORD_API_URL`` points discord.py at
+another Discord REST base (the loopback fake in the tests)::
 
     adapter = DiscordAdapter(service, settings)
-    await adapter.start()   # logged in, commands synced, READY
+    await adapter.start()   # logged in, commands synced, READY on every shard
     ...
     await adapter.stop()    # replies in flight finish, then the connection closes
 """
@@ -22,27 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
+import inspect
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any
 
 import aiohttp
 import discord
 import discord.http
 import yarl
 from discord import app_commands
+from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from bot.commands import COMMANDS, Command, dispatch
+from bot.discord_render import ReplyButton, render
+from core.app import texts
+from core.app.commands import Command, OptionKind, commands_for
+from core.app.people import Person, Place
+from core.app.replies import Button, Reply
+from core.app.service import MoodtunesService
 from core.config import ConfigError, Settings
-from core.imaging import MAX_BYTES
-from core.music import Track
-from core.replies import Action, Button, Reply
-from core.service import MoodtunesService, Person, Place
+from core.errors import DownloadFailed, FileTooLarge, NotAnImage
+from core.vision.imaging import MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -53,155 +57,20 @@ STOP_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 30.0
 GUILD_READY_TIMEOUT_S = 2.0
 """discord.py's wait for more GUILD_CREATEs before READY (its default; the tests shorten it)."""
-
-PHOTO_NAME = "moodtunes.jpg"
-COLOUR = discord.Colour(0x1DB954)
-ERROR_COLOUR = discord.Colour(0xE11D48)
-MESSAGE_BUDGET = 5900
-"""Characters for all embeds of one message (Discord allows 6000)."""
-PRIVATE_COMMANDS = frozenset({"enroll", "tracks", "linkspotify", "unlinkspotify", "forget"})
-"""Answered only to the sender (ephemeral) in servers: authorisation links and personal matters."""
-PUBLIC_PRESSES = frozenset({Action.LIFT, Action.MATCH, Action.MORE})
-"""Button answers shown to the whole channel (more songs for a public photo reply); others are private."""
-BUTTON_STYLES = {
-    Action.PLAYLIST: discord.ButtonStyle.success,
-    Action.ENROLL_YES: discord.ButtonStyle.primary,
-    Action.FORGET_YES: discord.ButtonStyle.danger,
-}
-
-MOOD_DESCRIPTION = "Read the mood of a photo and get songs to match"
-SORRY = "Something went wrong on my side; please try again in a moment."
 SEND_FAILED = "Discord didn't accept my reply; please try again in a moment."
-RESTARTING = "I'm restarting; please try again in a minute."
-NOT_A_PHOTO = "That file isn't a photo ({kind}); send a JPEG, PNG or WebP image."
-TOO_BIG = "That file is {size:.1f} MB; I can take photos up to {limit} MB."
-DOWNLOAD_FAILED = "I couldn't download that file from Discord; please send it again."
 DM_HINT = "Send me a selfie (attach a photo), or use /help to see what I can do."
-MENTION_HINT = "Mention me with a photo attached (or use /mood) and I'll pick songs for the mood."
-
-_BUTTON_TEMPLATE = "(?P<action>" + "|".join(re.escape(a.value) for a in Action) + "):(?P<token>\\S+)"
-_NO_BRACKETS = str.maketrans("[]", "()")
-SlashCallback = Callable[..., Coroutine[Any, Any, None]]
 
 
-# Rendering ---------------------------------------------------------------------------------------
+class _Client(discord.AutoShardedClient):
+    """The discord.py client (the shards of the settings); it hands its events to the adapter."""
 
-
-class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=_BUTTON_TEMPLATE):
-    """A reply's button (``custom_id`` = :attr:`Button.data`); a press, even after a restart, goes to
-    the adapter of the client that received it."""
-
-    def __init__(self, button: Button) -> None:
-        style = BUTTON_STYLES.get(button.action, discord.ButtonStyle.secondary)
-        super().__init__(discord.ui.Button(label=button.label[:80], custom_id=button.data, style=style))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from the pressed component."""
-        label = getattr(item, "label", None) or match["action"]
-        return cls(Button(label, Action(match["action"]), match["token"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        """Hand the press to the adapter."""
-        client = interaction.client
-        if isinstance(client, _Client) and self.item.custom_id:
-            await client.adapter.on_press(interaction, self.item.custom_id)
-
-
-@dataclass
-class Rendered:
-    """A reply as discord.py ``send()`` arguments."""
-
-    embeds: list[discord.Embed]
-    file: discord.File | None = None
-    view: discord.ui.View | None = None
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Messageable.send`` and ``Webhook.send`` (absent parts left out)."""
-        parts: dict[str, Any] = {"embeds": self.embeds}
-        if self.file is not None:
-            parts["file"] = self.file
-        if self.view is not None:
-            parts["view"] = self.view
-        return parts
-
-
-def render(reply: Reply) -> Rendered:
-    """A :class:`Reply` as embeds (text, faces, mood, numbered songs with links), the annotated photo
-    (``attachment://moodtunes.jpg``, shown in the first embed) and a view of its buttons."""
-    colour = ERROR_COLOUR if reply.error else COLOUR
-    text = _escape(reply.text)
-    if reply.link and reply.link not in reply.text:
-        text = f"{text}\n\n{reply.link}"
-    main = discord.Embed(description=_clip(text, 4096), colour=colour)
-    if reply.faces:
-        lines = "\n".join(_escape(face.describe()) for face in reply.faces)
-        main.add_field(
-            name="Faces" if len(reply.faces) > 1 else "Face", value=_clip(lines, 1024), inline=False
+    def __init__(self, adapter: DiscordAdapter, settings: Settings) -> None:
+        super().__init__(
+            intents=discord.Intents.default(),
+            guild_ready_timeout=GUILD_READY_TIMEOUT_S,
+            shard_count=settings.discord_shard_count,
+            shard_ids=settings.shard_ids,
         )
-    if reply.mood:
-        main.add_field(name="Mood", value=_clip(_escape(reply.mood), 1024))
-    file = None
-    if reply.photo is not None:
-        file = discord.File(io.BytesIO(reply.photo), filename=PHOTO_NAME, description="Faces marked")
-        main.set_image(url=f"attachment://{PHOTO_NAME}")
-    embeds = [main, *_track_embeds(reply.tracks, reply.mood, colour, MESSAGE_BUDGET - len(main))]
-    view = None
-    if reply.buttons or reply.link:
-        view = discord.ui.View(timeout=None)
-        for button in reply.buttons:
-            view.add_item(ReplyButton(button))
-        if reply.link and len(reply.link) <= 512:
-            view.add_item(discord.ui.Button(label="Open link", url=reply.link))
-    return Rendered(embeds, file, view)
-
-
-def _track_embeds(
-    tracks: Sequence[Track], mood: str | None, colour: discord.Colour, budget: int
-) -> list[discord.Embed]:
-    """Numbered masked links, labels shortened so that all fit in ``budget`` characters."""
-    if not tracks:
-        return []
-    title = f"{len(tracks)} songs for the mood" + (f" ({mood})" if mood else "")
-    per_line = (budget - len(title)) // len(tracks)
-    lines = []
-    for number, track in enumerate(tracks, 1):
-        room = max(12, per_line - len(track.url) - len(f"{number}. []()\n"))
-        label = _escape(f"{track.name} - {', '.join(track.artists)}".translate(_NO_BRACKETS))
-        if len(label) > room:  # never end on a lone backslash: it would escape the closing bracket
-            label = label[: room - 1].rstrip("\\") + "…"
-        lines.append(f"{number}. [{label}]({track.url})")
-    chunks: list[str] = []
-    for line in lines:
-        if chunks and len(chunks[-1]) + 1 + len(line) <= 4096:
-            chunks[-1] += "\n" + line
-        else:
-            chunks.append(line)
-    return [
-        discord.Embed(title=title if index == 0 else None, description=chunk, colour=colour)
-        for index, chunk in enumerate(chunks)
-    ]
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _escape(text: str) -> str:
-    """Plain text (names come from users) shown literally, not as Discord markdown."""
-    return discord.utils.escape_markdown(text)
-
-
-# The adapter -------------------------------------------------------------------------------------
-
-
-class _Client(discord.Client):
-    """The discord.py client; it hands its events to the adapter."""
-
-    def __init__(self, adapter: DiscordAdapter) -> None:
-        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=GUILD_READY_TIMEOUT_S)
         self.adapter = adapter
         self.tree = app_commands.CommandTree(self)
 
@@ -212,36 +81,84 @@ class _Client(discord.Client):
         await self.adapter.on_message(message)
 
 
+class MoodtunesCommands(commands.Cog):
+    """The slash commands, generated from the command table with typed options.
+
+    On :meth:`cog_load` each :class:`~core.app.commands.Command` offered on Discord becomes an
+    ``app_commands.Command`` whose callback signature carries the option types, so Discord shows an
+    integer field with its range, or a file picker, and validates them before we see the call.
+    """
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        self.adapter = adapter
+        self.tree = adapter.client.tree
+
+    async def cog_load(self) -> None:
+        for command in commands_for("discord"):
+            self.tree.add_command(
+                app_commands.Command(
+                    name=command.name, description=command.description, callback=self._callback(command)
+                )
+            )
+
+    async def cog_unload(self) -> None:
+        for command in commands_for("discord"):
+            self.tree.remove_command(command.name)
+
+    def _callback(self, command: Command) -> Callable[..., Coroutine[Any, Any, None]]:
+        """``async callback(interaction, **options)``, its signature carrying the option types."""
+        adapter = self.adapter
+
+        async def callback(interaction: discord.Interaction, **options: Any) -> None:
+            await adapter.on_command(interaction, command, options)
+
+        parameters = [
+            inspect.Parameter(
+                "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
+            )
+        ]
+        described: dict[str, str] = {}
+        for option in command.options:
+            annotation: Any = (
+                discord.Attachment
+                if option.kind is OptionKind.PHOTO
+                else app_commands.Range[int, option.min_value, option.max_value]
+            )
+            default: Any = inspect.Parameter.empty if option.required else None
+            if not option.required:
+                annotation = annotation | None
+            parameters.append(
+                inspect.Parameter(
+                    option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+                )
+            )
+            described[option.name] = option.description
+        callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        callback.__discord_app_commands_param_description__ = described  # type: ignore[attr-defined]
+        return callback
+
+
 class DiscordAdapter:
     """The Discord bot: a discord.py client whose commands, messages and buttons call the service.
 
     Args:
         service: the running service (shared with the other adapters).
-        settings: ``discord_token`` (required) and ``discord_api_url`` (blank: the real Discord).
+        settings: ``discord_token`` (required), ``discord_api_url`` (blank: the real Discord), shards.
     """
 
     def __init__(self, service: MoodtunesService, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.client = _Client(self)
-        for command in COMMANDS:
-            self.client.tree.add_command(
-                app_commands.Command(
-                    name=command.name, description=command.description, callback=self._slash_callback(command)
-                )
-            )
-        self.client.tree.add_command(
-            app_commands.Command(name="mood", description=MOOD_DESCRIPTION, callback=self._mood_callback())
-        )
+        self.client = _Client(self, settings)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gateway: asyncio.Task[None] | None = None
         self._closing = False
-        self._unsubscribe = service.on_spotify_linked(self.notify_linked)
+        self._unsubscribe = service.on_spotify_linked(self.notify)
 
     # Life cycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in, sync the slash commands and connect; returns once READY.
+        """Log in, sync the slash commands and connect every shard; returns once READY.
 
         Raises :class:`ConfigError` for a missing or refused token, :class:`DiscordStartError` when the
         gateway cannot be joined.
@@ -270,7 +187,13 @@ class DiscordAdapter:
                 await self._disconnect()
         if ready.done() and not ready.cancelled():
             user = self.client.user
-            log.info("discord ready user=%s guilds=%d", user.id if user else None, len(self.client.guilds))
+            log.info(
+                "discord ready user=%s shards=%s/%d guilds=%d",
+                user.id if user else None,
+                ",".join(map(str, self.settings.shard_ids)),
+                self.settings.discord_shard_count,
+                len(self.client.guilds),
+            )
             return
         failure = gateway.exception() if gateway.done() and not gateway.cancelled() else None
         if isinstance(failure, discord.PrivilegedIntentsRequired | discord.LoginFailure):
@@ -278,11 +201,13 @@ class DiscordAdapter:
         raise DiscordStartError(f"no READY from the Discord gateway: {failure or 'timed out'}")
 
     async def setup(self) -> None:
-        """After login: find a non-default Discord's gateway, register the buttons, sync the commands."""
-        if self.settings.discord_api_url:  # a plain Client never asks /gateway/bot itself
+        """After login: find a non-default Discord's gateway, register buttons and commands, sync them."""
+        if self.settings.discord_api_url:  # discord.py asks /gateway/bot, but connects to the default host
             _, url, _ = await self.client.http.get_bot_gateway()
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         self.client.add_dynamic_items(ReplyButton)
+        cog = MoodtunesCommands(self)
+        await cog.cog_load()
         synced = await self.client.tree.sync()
         log.info("discord commands synced count=%d", len(synced))
 
@@ -322,79 +247,28 @@ class DiscordAdapter:
 
     # Slash commands and buttons ----------------------------------------------------------------
 
-    def _slash_callback(self, command: Command) -> SlashCallback:
-        """The callback of a COMMANDS entry; its parameters become the command's options."""
-        if command.takes_photo:
-
-            @app_commands.describe(photo="A selfie (optional: I'll ask for one otherwise)")
-            async def with_photo(
-                interaction: discord.Interaction, photo: discord.Attachment | None = None
-            ) -> None:
-                await self.on_command(interaction, command.name, photo=photo)
-
-            return with_photo
-        if command.argument:
-
-            @app_commands.rename(argument=command.argument)
-            @app_commands.describe(argument=command.description)
-            async def with_argument(interaction: discord.Interaction, argument: str | None = None) -> None:
-                await self.on_command(interaction, command.name, argument=argument or "")
-
-            return with_argument
-
-        async def plain(interaction: discord.Interaction) -> None:
-            await self.on_command(interaction, command.name)
-
-        return plain
-
-    def _mood_callback(self) -> SlashCallback:
-        """The callback of /mood (a required photo)."""
-
-        @app_commands.describe(photo="A photo with one or more faces")
-        async def mood(interaction: discord.Interaction, photo: discord.Attachment) -> None:
-            await self.on_mood(interaction, photo)
-
-        return mood
-
     async def on_command(
-        self,
-        interaction: discord.Interaction,
-        name: str,
-        *,
-        argument: str = "",
-        photo: discord.Attachment | None = None,
+        self, interaction: discord.Interaction, command: Command, options: dict[str, Any]
     ) -> None:
-        """A command of bot.commands, run through :func:`dispatch` (private answers in servers)."""
-        person, place = _who(interaction)
+        """A slash command, run by the service (private ones answered ephemerally in servers)."""
+        private = command.private and interaction.guild_id is not None
+        person, place = _who(interaction, private)
+        photos = [name for name, value in options.items() if isinstance(value, discord.Attachment)]
+        photo = self._downloader(options[photos[0]]) if photos else None
+        args = {k: v for k, v in options.items() if k not in photos and v is not None}
 
         async def work() -> Reply:
-            image = None if photo is None else await self._download(photo)
-            if isinstance(image, Reply):
-                return image
-            return await dispatch(self.service, person, place, name, argument, image)
+            return await self.service.run_command(person, place, command.name, args, photo)
 
-        private = name in PRIVATE_COMMANDS and interaction.guild_id is not None
-        await self._answer(interaction, f"/{name}", work, ephemeral=private)
-
-    async def on_mood(self, interaction: discord.Interaction, photo: discord.Attachment) -> None:
-        """/mood: faces, emotions and songs for the attached photo."""
-        person, place = _who(interaction)
-
-        async def work() -> Reply:
-            image = await self._download(photo)
-            if isinstance(image, Reply):
-                return image
-            return await self.service.handle_photo(person, place, image)
-
-        await self._answer(interaction, "/mood", work)
+        await self._answer(interaction, f"/{command.name}", work, ephemeral=private)
 
     async def on_press(self, interaction: discord.Interaction, data: str) -> None:
         """A reply button: the service acts on it (and refuses other people's results)."""
-        person, place = _who(interaction)
         parsed = Button.parse(data)
         on_private = interaction.message is not None and interaction.message.flags.ephemeral
-        public = parsed is not None and parsed[0] in PUBLIC_PRESSES and not on_private
+        public = parsed is not None and parsed[0].public and not on_private
         private = interaction.guild_id is not None and not public
+        person, place = _who(interaction, private)
         await self._answer(
             interaction,
             f"button:{data.partition(':')[0]}",
@@ -414,7 +288,7 @@ class DiscordAdapter:
         with self._in_flight():
             if self._closing:
                 with contextlib.suppress(discord.HTTPException):
-                    await interaction.response.send_message(RESTARTING, ephemeral=True)
+                    await interaction.response.send_message(texts.RESTARTING, ephemeral=True)
                 return
             try:
                 await interaction.response.defer(thinking=True, ephemeral=ephemeral)
@@ -426,6 +300,8 @@ class DiscordAdapter:
             started = time.perf_counter()
             reply = await self._run(what, work)
             await self._send(what, reply, interaction.followup.send, ephemeral=ephemeral)
+            if reply.direct is not None:
+                await self._send(what, reply.direct, interaction.followup.send, ephemeral=True)
             log.info(
                 "discord answered what=%s user=%s guild=%s error=%s ms=%.0f",
                 what,
@@ -444,7 +320,7 @@ class DiscordAdapter:
         if message.author.bot or me is None or self._closing or not (in_dm or me in message.mentions):
             return
         with self._in_flight():
-            person = Person("discord", str(message.author.id), message.author.display_name)
+            person = Person("discord", str(message.author.id), _own_name(message.author))
             place = _place(message.guild, message.channel.id)
             started = time.perf_counter()
             if message.attachments:
@@ -454,8 +330,10 @@ class DiscordAdapter:
                 what = "text"
                 reply = await self._run(what, lambda: self._dm_text(message, person, place))
             else:
-                what, reply = "mention", Reply(MENTION_HINT)
+                what, reply = "mention", Reply(texts.MENTION_HINT)
             reference = message.to_reference(fail_if_not_exists=False)
+            if reply.direct is not None:
+                await self._dm(person, reply.direct)
             await self._send(what, reply, message.channel.send, reference=reference)
             log.info(
                 "discord answered what=%s user=%s guild=%s error=%s ms=%.0f",
@@ -475,45 +353,51 @@ class DiscordAdapter:
                 await stack.enter_async_context(message.channel.typing())
             except discord.HTTPException as exc:
                 log.info("discord typing failed channel=%s %s", message.channel.id, _http_error(exc))
-            image = await self._download(attachment)
-            if isinstance(image, Reply):
-                return image
-            return await self.service.handle_photo(person, place, image)
+            return await self.service.handle_photo(person, place, self._downloader(attachment))
 
     async def _dm_text(self, message: discord.Message, person: Person, place: Place) -> Reply:
         """DM text: a pasted Spotify redirect address, else a hint."""
         reply = await self.service.handle_text(person, place, message.content)
         return reply if reply is not None else Reply(DM_HINT)
 
-    async def notify_linked(self, person: Person, place: Place, reply: Reply) -> None:
-        """Spotify linked through the callback page: tell the user in a DM."""
+    async def notify(self, person: Person, reply: Reply) -> None:
+        """Tell a Discord user privately (a DM), e.g. that Spotify linking finished."""
         if person.platform != "discord" or self._closing or self.client.is_closed():
             return
         with self._in_flight():
-            try:
-                user = await self.client.fetch_user(int(person.external_id))
-            except discord.HTTPException as exc:
-                log.warning("discord linked notice failed user=%s %s", person.external_id, _http_error(exc))
-                return
-            await self._send("spotify-linked", reply, user.send)
+            await self._dm(person, reply)
+
+    async def _dm(self, person: Person, reply: Reply) -> None:
+        try:
+            user = await self.client.fetch_user(int(person.external_id))
+        except (discord.HTTPException, ValueError) as exc:
+            log.warning("discord direct message failed user=%s %r", person.external_id, exc)
+            return
+        await self._send("direct", reply, user.send)
 
     # Shared steps ----------------------------------------------------------------------------------
 
-    async def _download(self, attachment: discord.Attachment) -> bytes | Reply:
-        """The attachment's bytes, or a refusal: not an image, over 20 MB, or the download failed."""
-        kind = attachment.content_type or ""
-        if kind and not kind.startswith("image/"):
-            log.info("discord attachment refused reason=not_image type=%s bytes=%d", kind, attachment.size)
-            return Reply(NOT_A_PHOTO.format(kind=kind.split(";")[0]), error=True)
-        if attachment.size > MAX_BYTES:
-            log.info("discord attachment refused reason=too_big bytes=%d", attachment.size)
-            return Reply(TOO_BIG.format(size=attachment.size / 1e6, limit=MAX_BYTES // 2**20), error=True)
-        try:
-            async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
-                return await attachment.read()
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("discord download failed attachment=%s error=%r", attachment.id, exc)
-            return Reply(DOWNLOAD_FAILED, error=True)
+    def _downloader(self, attachment: discord.Attachment) -> Callable[[], Awaitable[bytes]]:
+        """``await download()`` for an attachment; raises NotAnImage, FileTooLarge or DownloadFailed."""
+
+        async def download() -> bytes:
+            kind = attachment.content_type or ""
+            if kind and not kind.startswith("image/"):
+                log.info(
+                    "discord attachment refused reason=not_image type=%s bytes=%d", kind, attachment.size
+                )
+                raise NotAnImage(texts.NOT_A_PHOTO.format(kind=kind.split(";")[0]))
+            if attachment.size > MAX_BYTES:
+                log.info("discord attachment refused reason=too_big bytes=%d", attachment.size)
+                raise FileTooLarge(texts.TOO_BIG.format(size=attachment.size / 1e6, limit=MAX_BYTES // 2**20))
+            try:
+                async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
+                    return await attachment.read()
+            except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("discord download failed attachment=%s error=%r", attachment.id, exc)
+                raise DownloadFailed(texts.DOWNLOAD_FAILED) from None
+
+        return download
 
     async def _run(self, what: str, work: Callable[[], Awaitable[Reply]]) -> Reply:
         """``work()``, or an apology (and the traceback in the log) if it raised."""
@@ -521,7 +405,7 @@ class DiscordAdapter:
             return await work()
         except Exception:
             log.exception("discord handler failed what=%s", what)
-            return Reply(SORRY, error=True)
+            return Reply(texts.SORRY, error=True)
 
     async def _send(self, what: str, reply: Reply, send: Callable[..., Awaitable[Any]], **extra: Any) -> None:
         """Send the rendered reply; if Discord refuses it, log why and try a short apology."""
@@ -543,17 +427,27 @@ class DiscordStartError(RuntimeError):
     """The bot could not join Discord (no READY from the gateway); ``str(error)`` is one line."""
 
 
-def _who(interaction: discord.Interaction) -> tuple[Person, Place]:
-    person = Person("discord", str(interaction.user.id), interaction.user.display_name)
-    return person, _place(interaction.guild, interaction.channel_id, interaction.guild_id)
+def _own_name(user: discord.User | discord.Member) -> str:
+    """The user's own name (global display name, else username), never a server nickname."""
+    return user.global_name or user.name
 
 
-def _place(guild: discord.Guild | None, channel_id: int | None, guild_id: int | None = None) -> Place:
-    """The server (faces are matched per server), or the DM channel."""
+def _who(interaction: discord.Interaction, ephemeral: bool = False) -> tuple[Person, Place]:
+    """The sender, and the place (``ephemeral`` when the answer is shown to the sender alone)."""
+    person = Person("discord", str(interaction.user.id), _own_name(interaction.user))
+    return person, _place(interaction.guild, interaction.channel_id, interaction.guild_id, ephemeral)
+
+
+def _place(
+    guild: discord.Guild | None, channel_id: int | None, guild_id: int | None = None, ephemeral: bool = False
+) -> Place:
+    """The server (faces are matched per server), or the DM channel (private: the user's own)."""
     guild_id = guild.id if guild is not None else guild_id
     if guild_id is not None:
-        return Place("discord", f"guild:{guild_id}", guild.name if guild is not None else "")
-    return Place("discord", f"dm:{channel_id}", "direct messages")
+        return Place(
+            "discord", f"guild:{guild_id}", guild.name if guild is not None else "", ephemeral=ephemeral
+        )
+    return Place("discord", f"dm:{channel_id}", "direct messages", private=True)
 
 
 def _http_error(exc: discord.HTTPException) -> str:

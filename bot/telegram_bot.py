@@ -1,14 +1,15 @@
 """Telegram adapter (python-telegram-bot 22): long polling by default, a webhook when configured.
 
 Every handler is a small async function that turns the update into a :class:`Person`, a
-:class:`Place` and bytes or text, calls :class:`~core.service.MoodtunesService`, and renders the
-:class:`~core.replies.Reply`: an annotated photo with a short caption, then the songs as an HTML
-message with inline buttons. Photos and images sent as documents both work; files over 20 MB are
-refused from their declared size, before any download.
+:class:`Place` and bytes or text, calls :class:`~core.app.service.MoodtunesService`, and renders the
+:class:`~core.app.replies.Reply`: an annotated photo with a short caption, then the songs as an HTML
+message with inline buttons. Photos and images sent as documents both work; a file is downloaded only
+after its sender passed the rate limit, and files over 20 MB are refused from their declared size.
 
 Settings: ``MOODTUNES_TELEGRAM_TOKEN``; ``MOODTUNES_TELEGRAM_API_URL`` (Bot API base, default
 ``https://api.telegram.org/bot``; the file URL follows from it) to use a local Bot API server or a
-test fake; ``MOODTUNES_TELEGRAM_WEBHOOK_URL`` to receive updates by webhook instead of polling.
+test fake; ``MOODTUNES_TELEGRAM_WEBHOOK_URL`` to receive updates by webhook (see
+:mod:`bot.telegram_webhook`: every update handled once, across any number of workers).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import hashlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
@@ -35,24 +36,27 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
     MessageHandler,
     filters,
 )
 
-from bot.commands import COMMANDS, dispatch
-from core.config import Settings, split_host_port
-from core.imaging import MAX_BYTES
-from core.replies import Reply
-from core.service import MoodtunesService, Person, Place
+from core.app import texts
+from core.app.commands import BY_NAME, commands_for, split_command
+from core.app.people import Person, Place
+from core.app.replies import Reply
+from core.app.service import MoodtunesService
+from core.config import Settings
+from core.errors import DownloadFailed, FileTooLarge
+from core.vision.imaging import MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
 CONCURRENT_UPDATES = 64
-"""Updates handled at once: photos from many users overlap, and the inference worker batches them."""
+"""Updates handled at once when polling; photo work beyond the inference queue is refused as busy."""
+ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 def _text(value: str) -> str:
@@ -73,7 +77,13 @@ def webhook_secret(token: str) -> str:
 
 
 def person_of(update: Update) -> Person:
-    """The sender of an update."""
+    """The sender of an update. A message sent as a chat (an anonymous group admin, a channel post)
+    is not one person: it gets a sender scoped to that chat, marked anonymous."""
+    message = update.effective_message
+    chat = update.effective_chat
+    sender_chat = message.sender_chat if message is not None else None
+    if sender_chat is not None and chat is not None:
+        return Person("telegram", f"chat:{chat.id}:{sender_chat.id}", sender_chat.title or "", anonymous=True)
     user = update.effective_user
     assert user is not None
     return Person("telegram", str(user.id), user.full_name)
@@ -83,7 +93,7 @@ def place_of(update: Update) -> Place:
     """The chat of an update: the scope faces are matched in."""
     chat = update.effective_chat
     assert chat is not None
-    return Place("telegram", str(chat.id), chat.title or chat.full_name or "")
+    return Place("telegram", str(chat.id), chat.title or "", private=chat.type == "private")
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -126,66 +136,72 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 
 class TelegramAdapter:
-    """The Telegram bot over one service. :meth:`start` connects, :meth:`stop` finishes and disconnects."""
+    """The Telegram bot over one service. :meth:`start` connects, :meth:`stop` finishes and disconnects.
 
-    def __init__(self, service: MoodtunesService, settings: Settings) -> None:
+    Args:
+        service: the running service.
+        settings: the Telegram token and URLs.
+        receive: ``"polling"`` (default without a webhook URL), ``"webhook"`` (the adapter is fed by
+            :class:`bot.telegram_webhook.WebhookServer`), or ``"none"`` (send only).
+        register_webhook: tell Telegram the webhook URL at start (one worker of several does it).
+    """
+
+    def __init__(
+        self,
+        service: MoodtunesService,
+        settings: Settings,
+        receive: str | None = None,
+        register_webhook: bool = True,
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.receive = receive or ("webhook" if settings.telegram_webhook_url else "polling")
+        self.register_webhook = register_webhook
         token = settings.telegram_token.get_secret_value()
         if not token:
             raise ValueError("MOODTUNES_TELEGRAM_TOKEN is not set")
-        self.app: Application[Any, Any, Any, Any, Any, Any] = (
+        builder = (
             ApplicationBuilder()
             .token(token)
             .base_url(settings.telegram_api_url)
             .base_file_url(file_url_for(settings.telegram_api_url))
             .concurrent_updates(CONCURRENT_UPDATES)
-            .build()
         )
+        if self.receive != "polling":
+            builder = builder.updater(None)
+        self.app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self._add_handlers()
-        self._unsubscribe = service.on_spotify_linked(self._notify)
+        self._unsubscribe = service.on_spotify_linked(self.notify)
 
     def _add_handlers(self) -> None:
         app = self.app
-        app.add_handler(
-            MessageHandler(
-                (filters.PHOTO | filters.Document.ALL) & filters.CaptionRegex(r"^/enroll\b"), self.enroll
-            )
-        )
-        for command in COMMANDS:
-            app.add_handler(CommandHandler(command.name, self.command))
         app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, self.photo))
-        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.text))
-        app.add_handler(MessageHandler(filters.COMMAND, self.unknown_command))
+        app.add_handler(MessageHandler(filters.COMMAND, self.command))
+        app.add_handler(MessageHandler(filters.TEXT, self.text))
         app.add_handler(MessageHandler(filters.ChatType.PRIVATE, self.other))
         app.add_handler(CallbackQueryHandler(self.button))
         app.add_error_handler(self.error)
 
     async def start(self) -> None:
-        """Connect: check the token, publish the commands, start polling (or the webhook)."""
+        """Connect: check the token, publish the commands, start polling (or register the webhook)."""
         await self.app.initialize()
-        await self.app.bot.set_my_commands([BotCommand(c.name, c.description) for c in COMMANDS])
-        await self.app.start()
-        updater = self.app.updater
-        assert updater is not None
-        allowed = ["message", "callback_query"]
-        if self.settings.telegram_webhook_url:
-            host, port = split_host_port(self.settings.telegram_webhook_listen)
-            await updater.start_webhook(
-                listen=host,
-                port=port,
-                url_path=urlsplit(self.settings.telegram_webhook_url).path.lstrip("/"),
-                webhook_url=self.settings.telegram_webhook_url,
-                secret_token=webhook_secret(self.settings.telegram_token.get_secret_value()),
-                allowed_updates=allowed,
+        await self._safely(
+            lambda: self.app.bot.set_my_commands(
+                [BotCommand(c.name, c.description) for c in commands_for("telegram")]
             )
-        else:
-            await updater.start_polling(allowed_updates=allowed, drop_pending_updates=False)
-        log.info(
-            "telegram started bot=@%s mode=%s",
-            self.app.bot.username,
-            "webhook" if self.settings.telegram_webhook_url else "polling",
         )
+        await self.app.start()
+        if self.receive == "polling":
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        elif self.receive == "webhook" and self.register_webhook:
+            await self.app.bot.set_webhook(
+                self.settings.telegram_webhook_url,
+                secret_token=webhook_secret(self.settings.telegram_token.get_secret_value()),
+                allowed_updates=ALLOWED_UPDATES,
+                max_connections=100,
+            )
+        log.info("telegram started bot=@%s mode=%s", self.app.bot.username, self.receive)
 
     async def stop(self) -> None:
         """Stop fetching updates, finish the replies in flight, then disconnect."""
@@ -197,38 +213,40 @@ class TelegramAdapter:
         await self.app.shutdown()
         log.info("telegram stopped")
 
+    async def process(self, data: dict[str, Any]) -> None:
+        """Handle one update received by the webhook (returns when its replies are sent)."""
+        await self.app.process_update(Update.de_json(data, self.app.bot))
+
     # Handlers -----------------------------------------------------------------------------------
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A /command (text only)."""
         message = update.effective_message
         assert message is not None and message.text is not None
-        name = message.text.split()[0][1:].split("@")[0].lower()
-        argument = " ".join(context.args or [])
-        await self._reply(
-            message, dispatch(self.service, person_of(update), place_of(update), name, argument)
+        parts = split_command(message.text, self.app.bot.username or "")
+        if parts is None or (parts[0] not in BY_NAME and message.chat.type != "private"):
+            return  # for another bot, or unknown in a group (where it may be another bot's)
+        work = self.service.text_command(
+            person_of(update), place_of(update), message.text, bot_username=self.app.bot.username or ""
         )
-
-    async def enroll(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/enroll sent as the caption of a photo: the photo waits for consent (in memory only)."""
-        message = update.effective_message
-        assert message is not None
-        data = await self._download(message)
-        if isinstance(data, Reply):
-            await self._send(message, data)
-            return
-        await self._reply(message, self.service.enroll(person_of(update), place_of(update), data))
+        await self._reply(message, work)
 
     async def photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A photo, or a file sent as a document: faces, emotions and songs (or an enrolment)."""
+        """A photo, or a file sent as a document: faces, emotions and songs (or an enrolment).
+        With ``/enroll`` as its caption, the photo is the enrolment selfie (it waits for consent)."""
         message = update.effective_message
         assert message is not None
-        await self._action(message, ChatAction.UPLOAD_PHOTO)
-        data = await self._download(message)
-        if isinstance(data, Reply):
-            await self._send(message, data)
+        person, place = person_of(update), place_of(update)
+        download = self._downloader(message)
+        caption = (message.caption or "").strip()
+        if caption.startswith("/"):
+            work = self.service.text_command(
+                person, place, caption, photo=download, bot_username=self.app.bot.username or ""
+            )
+            await self._reply(message, work)
             return
-        await self._reply(message, self.service.handle_photo(person_of(update), place_of(update), data))
+        await self._action(message, ChatAction.UPLOAD_PHOTO)
+        await self._reply(message, self.service.handle_photo(person, place, download))
 
     async def text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Plain text: a pasted Spotify address finishes linking; in private chats, a nudge."""
@@ -236,86 +254,79 @@ class TelegramAdapter:
         assert message is not None and message.text is not None
         reply = await self.service.handle_text(person_of(update), place_of(update), message.text)
         if reply is None and message.chat.type == "private":
-            reply = Reply("Send me a photo (or /help to see what I can do).")
+            reply = Reply(texts.SEND_A_PHOTO)
         if reply is not None:
             await self._send(message, reply)
-
-    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A /command we do not have (only answered in private chats, where it was surely for us)."""
-        message = update.effective_message
-        if message is not None and message.chat.type == "private":
-            await self._send(message, Reply("I don't know that command. Send /help to see what I can do."))
 
     async def other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Anything else in a private chat (video, sticker, voice...): say what works."""
         message = update.effective_message
         if message is not None:
-            await self._send(message, Reply("I can only read photos: send me a selfie (or /help)."))
+            await self._send(message, Reply(texts.ONLY_PHOTOS))
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An inline button: answer the query at once, then send what the service says."""
         query = update.callback_query
         assert query is not None
-        await query.answer()
+        await self._safely(lambda: query.answer())
         message = query.message
         if not isinstance(message, Message) or query.data is None:
             return
         reply = await self.service.press(person_of(update), place_of(update), query.data)
-        if query.data.startswith(("enroll-", "forget-")) and not reply.error:
-            await self._safely(
-                lambda: message.edit_reply_markup(reply_markup=None)
-            )  # a question is answered once
+        if reply.closes_question:  # a question is answered once
+            await self._safely(lambda: message.edit_reply_markup(reply_markup=None))
         await self._action(message, ChatAction.TYPING)
         await self._send(message, reply)
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Last resort: log the error, and tell the user something went wrong."""
-        log.error("telegram handler failed: %s", context.error, exc_info=context.error)
+        log.error("telegram handler failed: %r", context.error, exc_info=context.error)
         if isinstance(update, Update) and update.effective_message is not None:
             target = update.effective_message
-            await self._safely(
-                lambda: target.reply_text("Sorry, something went wrong on my side. Please try again.")
-            )
+            await self._safely(lambda: target.reply_text(texts.SORRY))
 
-    async def _notify(self, person: Person, place: Place, reply: Reply) -> None:
-        if place.platform == "telegram":
-            await self._safely(
-                lambda: self.app.bot.send_message(
-                    int(place.external_id), render_html(reply), parse_mode=ParseMode.HTML
-                )
+    async def notify(self, person: Person, reply: Reply) -> None:
+        """Tell a Telegram user privately (their private chat's id is their user id)."""
+        if person.platform != "telegram" or not person.external_id.isdigit():
+            return
+        await self._safely(
+            lambda: self.app.bot.send_message(
+                int(person.external_id), render_html(reply), parse_mode=ParseMode.HTML
             )
+        )
 
     # Plumbing -------------------------------------------------------------------------------------
 
-    async def _download(self, message: Message) -> bytes | Reply:
-        """The bytes of the message's photo or document, or a Reply saying why not."""
-        attachment = message.photo[-1] if message.photo else message.document
-        if attachment is None:
-            return Reply("That message has no photo.", error=True)
-        size = attachment.file_size or 0
-        if size > MAX_BYTES:
-            log.info("telegram file refused size=%d chat=%s", size, message.chat_id)
-            return Reply(
-                f"That file is {size / 1e6:.1f} MB; I can take photos up to {MAX_BYTES // 2**20} MB.",
-                error=True,
-            )
-        try:
-            file = await attachment.get_file()
-            return bytes(await file.download_as_bytearray())
-        except BadRequest as exc:
-            if "too big" in exc.message.lower():
-                return Reply(
-                    f"That file is too big; I can take photos up to {MAX_BYTES // 2**20} MB.", error=True
-                )
-            log.warning("telegram download refused: %s", exc.message)
-            return Reply("Telegram wouldn't give me that file; please send it again.", error=True)
-        except (NetworkError, TimedOut) as exc:
-            log.warning("telegram download failed: %s", exc)
-            return Reply(
-                "I couldn't download that photo (network trouble); please send it again.", error=True
-            )
+    def _downloader(self, message: Message) -> Callable[[], Awaitable[bytes]]:
+        """``await download()`` for the message's photo or document; raises FileTooLarge or DownloadFailed."""
 
-    async def _reply(self, message: Message, work: Awaitable[Reply]) -> None:
+        async def download() -> bytes:
+            attachment = message.photo[-1] if message.photo else message.document
+            if attachment is None:
+                raise DownloadFailed("That message has no photo.")
+            size = attachment.file_size or 0
+            if size > MAX_BYTES:
+                log.info("telegram file refused size=%d chat=%s", size, message.chat_id)
+                raise FileTooLarge(texts.TOO_BIG.format(size=size / 1e6, limit=MAX_BYTES // 2**20))
+            try:
+                file = await attachment.get_file()
+                return bytes(await file.download_as_bytearray())
+            except BadRequest as exc:
+                if "too big" in exc.message.lower():
+                    raise FileTooLarge(
+                        f"That file is too big; I can take photos up to {MAX_BYTES // 2**20} MB."
+                    ) from None
+                log.warning("telegram download refused: %s", exc.message)
+                raise DownloadFailed("Telegram wouldn't give me that file; please send it again.") from None
+            except (NetworkError, TimedOut) as exc:
+                log.warning("telegram download failed: %s", exc)
+                raise DownloadFailed(
+                    "I couldn't download that photo (network trouble); please send it again."
+                ) from None
+
+        return download
+
+    async def _reply(self, message: Message, work: Awaitable[Reply | None]) -> None:
         """Show "typing" while the service works, then send its reply."""
         task = asyncio.ensure_future(work)
         while True:
@@ -323,10 +334,16 @@ class TelegramAdapter:
             done, _ = await asyncio.wait({task}, timeout=4.5)  # Telegram shows an action for ~5 s
             if done:
                 break
-        await self._send(message, task.result())
+        reply = task.result()
+        if reply is not None:
+            await self._send(message, reply)
 
     async def _send(self, message: Message, reply: Reply) -> None:
-        """Render a Reply: photo with caption (if any), then the text and tracks with the buttons."""
+        """Render a Reply: photo with caption (if any), then the text and tracks with the buttons; a
+        private part goes to the sender's private chat."""
+        if reply.direct is not None and not await self._send_direct(message, reply.direct):
+            name = self.app.bot.username or "me"
+            reply = replace(reply, text=texts.OPEN_PRIVATE_CHAT.format(bot=f"@{name}"), direct=None)
         markup = keyboard(reply)
         no_preview = LinkPreviewOptions(is_disabled=True)
         body = render_html(reply, with_faces=reply.photo is None)
@@ -352,6 +369,22 @@ class TelegramAdapter:
                     do_quote=False,
                 )
             )
+
+    async def _send_direct(self, message: Message, direct: Reply) -> bool:
+        """Deliver a private part in the sender's private chat (never in the group); False when
+        Telegram refuses (the sender never started a chat with the bot)."""
+        user = message.from_user
+        if user is None:
+            return False
+        sent = await self._safely(
+            lambda: self.app.bot.send_message(
+                user.id,
+                render_html(direct),
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        return sent is not None
 
     async def _action(self, message: Message, action: str) -> None:
         await self._safely(lambda: message.chat.send_action(action))

@@ -14,6 +14,8 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.paths import data_file, default_data_dir
+
 APP_NAME = "moodtunes"
 FaceWeights = Literal["casia-webface", "vggface2"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -53,7 +55,14 @@ class Settings(BaseSettings):
     )
 
     # Foundation.
-    db: Path = Field(default_factory=default_db_path, description="SQLite database file.")
+    db: str = Field(
+        default_factory=lambda: str(default_db_path()),
+        description="SQLite database file, or a postgresql://user:password@host:port/dbname URL.",
+    )
+    data_dir: Path | None = Field(
+        default_factory=default_data_dir,
+        description="Shared data (FER2013, faces, catalogs); default ../shared/data beside a checkout.",
+    )
     catalog: Path | None = Field(default=None, description="Track catalog (CSV or imported).")
     face_weights: FaceWeights = Field(default="casia-webface", description="FaceNet weights.")
     cache_dir: Path = Field(default_factory=default_cache_dir, description="Model cache.")
@@ -91,10 +100,48 @@ class Settings(BaseSettings):
     )
     discord_token: SecretStr = SecretStr("")
     discord_api_url: str = ""
+    discord_shard_count: int = Field(default=1, ge=1, description="Shards the bot's guilds are split into.")
+    discord_shard_ids: str = Field(
+        default="",
+        description="Comma-separated shard ids this process runs; blank: all (or this worker's share).",
+    )
+
+    # Running several workers.
+    update_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A webhook update claimed by a worker that stops renewing is retaken after this.",
+    )
+    max_updates_in_flight: int = Field(
+        default=64, ge=1, description="Webhook updates a worker handles at once."
+    )
+    ops_listen: str = Field(
+        default="", description="host:port for /healthz and /metrics without a webhook server."
+    )
+    worker_index: int = Field(
+        default=0, ge=0, description="This worker's number under `moodtunes run --workers N` (set by it)."
+    )
 
     # Abuse limits.
     rate_limit_photos: int = Field(default=10, ge=1, description="Photos per user per window.")
     rate_limit_window_s: float = Field(default=60.0, gt=0, description="Rate-limit window, seconds.")
+    inference_queue: int = Field(
+        default=32, ge=1, description="Photos waiting for the models before new ones get 'busy, try again'."
+    )
+
+    # State kept in the store.
+    result_ttl_s: float = Field(
+        default=7 * 86400.0, gt=0, description="How long reply buttons work, seconds."
+    )
+    conversation_ttl_s: float = Field(
+        default=600.0, gt=0, description="How long /enroll, /forget questions wait."
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections per worker.")
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -115,12 +162,25 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("telegram_webhook_listen", "spotify_callback_listen")
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _check_shards(cls, value: str) -> str:
+        if value and not all(part.strip().isdigit() for part in value.split(",")):
+            raise ValueError("must be comma-separated shard numbers, e.g. 0,2")
+        return value
+
+    @field_validator("telegram_webhook_listen", "spotify_callback_listen", "ops_listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         if value:
             split_host_port(value)
         return value
+
+    @model_validator(mode="after")
+    def _shards_in_range(self) -> Settings:
+        if any(shard >= self.discord_shard_count for shard in self.shard_ids):
+            raise ValueError("MOODTUNES_DISCORD_SHARD_IDS must be below MOODTUNES_DISCORD_SHARD_COUNT")
+        return self
 
     @model_validator(mode="after")
     def _callback_listen_for_https(self) -> Settings:
@@ -130,6 +190,30 @@ class Settings(BaseSettings):
                 "redirect to) is needed with an https:// MOODTUNES_SPOTIFY_REDIRECT_URI"
             )
         return self
+
+    @property
+    def db_is_postgres(self) -> bool:
+        """True when ``db`` is a PostgreSQL URL rather than a SQLite file."""
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (``~`` expanded); ConfigError for a PostgreSQL URL."""
+        if self.db_is_postgres:
+            raise ConfigError("MOODTUNES_DB is a PostgreSQL URL, not a SQLite file")
+        return Path(self.db).expanduser()
+
+    @property
+    def default_catalog(self) -> Path | None:
+        """``catalog`` if set, else ``spotify/tracks.csv`` of the shared data when present, else None."""
+        return self.catalog or data_file(self.data_dir, "spotify", "tracks.csv")
+
+    @property
+    def shard_ids(self) -> list[int]:
+        """The Discord shards this process runs (all of them when ``discord_shard_ids`` is blank)."""
+        if not self.discord_shard_ids:
+            return list(range(self.discord_shard_count))
+        return sorted({int(part) for part in self.discord_shard_ids.split(",")})
 
     @property
     def spotify_enabled(self) -> bool:

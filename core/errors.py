@@ -63,3 +63,21 @@ class FaceBelongsToOther(FaceError):
 
 class NotFound(MoodtunesError):
     code = "not_found"
+
+
+class Busy(MoodtunesError):
+    """Too much work queued: the request is refused at once rather than left waiting."""
+
+    code = "busy"
+
+
+class DownloadFailed(MoodtunesError):
+    """The platform would not give us the file."""
+
+    code = "download_failed"
+
+
+class UserGone(MoodtunesError):
+    """The user was deleted (``/forget``) while work for them was in flight; nothing was stored."""
+
+    code = "user_gone"

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from core.paths import default_data_dir
+from tests.pg import PostgresServer, start_or_skip
+
 pytest_plugins = ["tests.fakes.spotify"]  # fake_spotify, spotify_settings, ... fixtures everywhere
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-"""``../shared/data`` beside the project (see its README)."""
+DATA = default_data_dir() or ROOT.parent / "shared" / "data"
+"""``../shared/data`` beside the project (see its README): the same folder the application finds."""
 
 
 def data_path(*parts: str) -> Path:
@@ -42,6 +45,23 @@ def settings_env(cache_dir: Path) -> Iterator[None]:
 def pipeline(cache_dir: Path):  # type: ignore[no-untyped-def]
     """The real face pipeline (MTCNN, FaceNet CASIA-WebFace, emotion CNN), loaded once."""
     from core.config import Settings
-    from core.pipeline import FacePipeline
+    from core.vision.analyzer import FaceAnalyzer
 
-    return FacePipeline(Settings(cache_dir=cache_dir, _env_file=None))  # type: ignore[call-arg]
+    return FaceAnalyzer(Settings(cache_dir=cache_dir, _env_file=None))  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips without PostgreSQL, unless CI requires it)."""
+    server = start_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "test.sqlite3")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()

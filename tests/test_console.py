@@ -10,9 +10,9 @@ import pytest
 
 from bot.cli import main
 from bot.console import ConsoleChat
-from core import texts
-from core.pipeline import FacePipeline
-from core.service import MoodtunesService
+from core.app import texts
+from core.app.service import MoodtunesService
+from core.vision.analyzer import FaceAnalyzer
 from tests.conftest import data_path
 from tests.service_fixtures import make_service
 
@@ -24,7 +24,7 @@ def photos(person: str) -> list[str]:
 
 
 @pytest.fixture
-async def chat(tmp_path: Path, pipeline: FacePipeline, cache_dir: Path) -> AsyncIterator[ConsoleChat]:
+async def chat(tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path) -> AsyncIterator[ConsoleChat]:
     service: MoodtunesService = await make_service(tmp_path, pipeline, cache_dir)
     yield ConsoleChat(service, out=io.StringIO(), user="ann")
     await service.close()
@@ -84,7 +84,7 @@ async def test_bad_input_gets_a_clear_answer(chat: ConsoleChat, tmp_path: Path) 
     missing = tmp_path / "missing.jpg"
     no_file = f"No file at {missing}. Type a photo's path, a /command, or /help."
     assert await say(chat, str(missing)) == no_file
-    assert (await say(chat, "/nope")).startswith("I don't know /nope. Commands: /start, /help")
+    assert (await say(chat, "/nope")) == "I don't know /nope. Send /help to see what I can do."
     assert "1 to 50" in await say(chat, "/tracks lots")
     assert await chat.handle("   ") is None
 

@@ -22,16 +22,16 @@ from discord.gateway import DiscordWebSocket
 from PIL import Image
 from pydantic import SecretStr
 
-from bot import discord_bot
-from bot.commands import COMMANDS
+from bot import discord_bot, discord_render
 from bot.discord_bot import DiscordAdapter
-from core import texts
+from core.app import texts
+from core.app.commands import COMMANDS
+from core.app.replies import FaceLine, Reply
+from core.app.service import MoodtunesService
 from core.config import ConfigError, Settings
-from core.emotion.labels import EMOTIONS
 from core.music import Track
-from core.pipeline import FacePipeline
-from core.replies import FaceLine, Reply
-from core.service import MoodtunesService
+from core.vision.analyzer import FaceAnalyzer
+from core.vision.emotion.labels import EMOTIONS
 from tests.conftest import data_path
 from tests.fakes.discord import DcUser, DiscordCall, FakeDiscord, SentInteraction
 from tests.fakes.spotify import FakeSpotify
@@ -173,7 +173,7 @@ def point_discord_py(monkeypatch: pytest.MonkeyPatch) -> None:
 async def bot(
     point_discord_py: None,
     fake_spotify: FakeSpotify,
-    pipeline: FacePipeline,
+    pipeline: FaceAnalyzer,
     cache_dir: Path,
     tmp_path: Path,
 ) -> AsyncIterator[Bot]:
@@ -202,14 +202,16 @@ async def bot(
 async def test_start_syncs_every_command_and_answers_start(bot: Bot) -> None:
     fake = bot.fake
     synced = {c["name"]: c for c in fake.commands[None]}
-    assert set(synced) == {c.name for c in COMMANDS} | {"mood"}
+    assert set(synced) == {c.name for c in COMMANDS if c.offered_on("discord")}
     options = {
         name: [(o["name"], o["type"], o.get("required", False)) for o in c.get("options", [])]
         for name, c in synced.items()
     }
     assert options["mood"] == [("photo", 11, True)]
     assert options["enroll"] == [("photo", 11, False)]
-    assert options["tracks"] == [("count", 3, False)]
+    assert options["tracks"] == [("count", 4, False)]  # an integer field Discord validates
+    (count,) = synced["tracks"]["options"]
+    assert (count["min_value"], count["max_value"]) == (1, 50)
     assert fake.identifies[0]["intents"] == discord.Intents.default().value  # no privileged intent
 
     alice = fake.add_user("alice")
@@ -243,7 +245,7 @@ async def test_enrol_recognise_track_count_stranger_bad_file_and_forget(bot: Bot
     assert not mood.ephemeral
 
     # /tracks 15; the next photo (a stranger's) gets 15 songs and is not recognised.
-    tracks = await bot.command(alice, "tracks", {"count": "15"})
+    tracks = await bot.command(alice, "tracks", {"count": 15})
     assert tracks.embeds[0]["description"] == "Done: I'll send 15 songs per photo."
     stranger = await bot.command(alice, "mood", {"photo": lfw("George_W_Bush", 1)})
     assert "I don't know you yet" in text(stranger)
@@ -254,7 +256,7 @@ async def test_enrol_recognise_track_count_stranger_bad_file_and_forget(bot: Bot
     # A text file as the attachment: refused before any download.
     refused = await bot.command(alice, "mood", {"photo": ("notes.txt", b"just some words", "text/plain")})
     assert "isn't a photo (text/plain)" in text(refused)
-    assert refused.embeds[0]["color"] == discord_bot.ERROR_COLOUR.value and not refused.files
+    assert refused.embeds[0]["color"] == discord_render.ERROR_COLOUR.value and not refused.files
 
     # /forget + confirm: the same person is a stranger afterwards.
     confirm = await bot.command(alice, "forget")
@@ -327,7 +329,7 @@ async def test_photos_in_a_mention_and_in_a_dm_and_stop_lets_the_reply_finish(
     )
     await fake.wait_for("typing", channel=fake.channel)
     hint, reply = await fake.wait_for_messages(fake.channel, 2, timeout=PHOTO_TIMEOUT)
-    assert text(hint) == discord_bot.MENTION_HINT
+    assert text(hint) == texts.MENTION_HINT
     assert "I don't know you yet" in text(reply) and len(track_ids(reply)) == 10
     assert_photo_reply(reply)
     assert str(reply.payload["message_reference"]["message_id"]) == sent["id"]
@@ -359,11 +361,11 @@ async def test_bad_input_and_discord_errors_get_friendly_replies_and_log_lines(
     )
     assert "I can take photos up to 20 MB" in text(huge)
     broken = await bot.command(alice, "mood", {"photo": ("broken.jpg", jpeg(), "image/jpeg")})
-    assert text(broken) == discord_bot.DOWNLOAD_FAILED
+    assert text(broken) == texts.DOWNLOAD_FAILED
     fake_jpeg = await bot.command(
         alice, "mood", {"photo": ("fake.jpg", b"not a picture at all", "image/jpeg")}
     )
-    assert fake_jpeg.embeds[0]["color"] == discord_bot.ERROR_COLOUR.value
+    assert fake_jpeg.embeds[0]["color"] == discord_render.ERROR_COLOUR.value
     faceless = await bot.command(alice, "mood", {"photo": ("wall.jpg", jpeg(), "image/jpeg")})
     assert text(faceless) == texts.NO_FACE
 
@@ -382,7 +384,7 @@ async def test_bad_input_and_discord_errors_get_friendly_replies_and_log_lines(
 
 
 async def test_a_bad_token_is_a_clear_config_error(
-    point_discord_py: None, fake_spotify: FakeSpotify, pipeline: FacePipeline, cache_dir: Path, tmp_path: Path
+    point_discord_py: None, fake_spotify: FakeSpotify, pipeline: FaceAnalyzer, cache_dir: Path, tmp_path: Path
 ) -> None:
     threads_before = set(threading.enumerate())
     service = await make_service(tmp_path, pipeline, cache_dir, fake_spotify)
@@ -406,7 +408,9 @@ def test_render_fits_fifty_long_named_tracks_in_one_message() -> None:
         for i in range(50)
     )
     face = FaceLine("**Ann**", "happy", 0.87, (0, 0, 10, 10))
-    rendered = discord_bot.render(Reply("Hi **Ann**!", faces=(face,), tracks=tracks, mood="calm", photo=b"x"))
+    rendered = discord_render.render(
+        Reply("Hi **Ann**!", faces=(face,), tracks=tracks, mood="calm", photo=b"x")
+    )
     embeds = rendered.embeds
     assert sum(len(e) for e in embeds) <= 6000 and len(embeds) <= 10
     assert all(len(e.description or "") <= 4096 for e in embeds)

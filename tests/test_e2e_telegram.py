@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bot.telegram_bot import TelegramAdapter
-from core.imaging import read_image_file
-from core.pipeline import FacePipeline
-from core.service import MoodtunesService
+from core.app.service import MoodtunesService
+from core.vision.analyzer import FaceAnalyzer
+from core.vision.imaging import read_image_file
 from tests.conftest import data_path
 from tests.fakes.spotify import FakeSpotify
 from tests.fakes.telegram import BotCall, FakeTelegram, TgChat, TgUser
@@ -77,7 +77,7 @@ def track_count(message: BotCall) -> int:
 
 @pytest.fixture
 async def harness(
-    tmp_path: Path, pipeline: FacePipeline, cache_dir: Path, fake_spotify: FakeSpotify
+    tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path, fake_spotify: FakeSpotify
 ) -> AsyncIterator[Harness]:
     async with FakeTelegram() as fake:
         service = await make_service(
@@ -244,7 +244,7 @@ async def test_telegram_trouble_gets_a_clear_answer_and_nothing_is_lost(
 
     # A command the bot does not have.
     (unknown,) = await harness.say(cleo, None, "/dance")
-    assert "I don't know that command" in (unknown.text or "")
+    assert "I don't know /dance" in (unknown.text or "")
 
     # A user who blocked the bot: the failed send is logged, and others are still served.
     dan = fake.add_user("Dan")

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from bot.cli import main
-from core.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier, card_path
-from core.emotion.labels import EMOTIONS
-from core.manifest import file_sha256, model_entry
-from models.train_emotion import TrainConfig, evaluation_of, train
+from core.vision.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier, card_path
+from core.vision.emotion.labels import EMOTIONS
+from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
+from training.train_emotion import TrainConfig, evaluation_of, train
 
 
 def test_shipped_weights_match_the_manifest_and_card() -> None:

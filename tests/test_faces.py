@@ -10,17 +10,17 @@ import pytest
 import torch
 
 from core.errors import AmbiguousFace, FaceBelongsToOther, FaceTooSmall, NoFace
-from core.faces import aligned_crop
-from core.faces.embedding import standardise
-from core.faces.facenet_weights import MODEL_IDS, casia_weights, graph_path
-from core.imaging import read_image_file
-from core.inference import InferenceWorker
-from core.manifest import model_entry, state_dict_sha256
-from core.pipeline import FacePipeline
-from core.recognition import Recognizer
-from core.storage import Store
-from models.calibrate_faces import central_face
+from core.storage import Store, open_store
+from core.vision.analyzer import FaceAnalyzer
+from core.vision.faces import aligned_crop
+from core.vision.faces.embedding import standardise
+from core.vision.faces.facenet_weights import MODEL_IDS, casia_weights, graph_path
+from core.vision.imaging import read_image_file
+from core.vision.manifest import model_entry, state_dict_sha256
+from core.vision.recognizer import Recognizer
+from core.vision.worker import InferenceWorker
 from tests.conftest import data_path
+from training.calibrate_faces import central_face
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def lfw10() -> dict[str, list[Path]]:
 
 
 @pytest.fixture(scope="module")
-def lfw_embeddings(pipeline: FacePipeline, lfw10: dict[str, list[Path]]) -> tuple[np.ndarray, np.ndarray]:
+def lfw_embeddings(pipeline: FaceAnalyzer, lfw10: dict[str, list[Path]]) -> tuple[np.ndarray, np.ndarray]:
     """Embedding of the centred face of every lfw10 photo, and the person of each."""
     vectors, people = [], []
     for person, paths in lfw10.items():
@@ -49,7 +49,7 @@ def lfw_embeddings(pipeline: FacePipeline, lfw10: dict[str, list[Path]]) -> tupl
 
 
 def test_converted_facenet_matches_opencv_on_real_faces(
-    pipeline: FacePipeline, lfw10: dict[str, list[Path]], cache_dir: Path
+    pipeline: FaceAnalyzer, lfw10: dict[str, list[Path]], cache_dir: Path
 ) -> None:
     """The torch model and OpenCV's forward pass of the original TF graph agree on real crops."""
     net = cv2.dnn.readNetFromTensorflow(str(graph_path()))
@@ -70,13 +70,13 @@ def test_converted_facenet_matches_opencv_on_real_faces(
     assert state_dict_sha256(state) == expected
 
 
-def test_multiface_photo_has_six_faces(pipeline: FacePipeline) -> None:
+def test_multiface_photo_has_six_faces(pipeline: FaceAnalyzer) -> None:
     faces = pipeline.detect(read_image_file(data_path("photos", "multiface.jpg")))
     assert len(faces) == 6
     assert all(f.score > 0.95 for f in faces)
 
 
-def test_big_photo_boxes_are_in_full_resolution(pipeline: FacePipeline) -> None:
+def test_big_photo_boxes_are_in_full_resolution(pipeline: FaceAnalyzer) -> None:
     rgb = read_image_file(data_path("photos", "paul_rudd.jpg"))
     (face,) = pipeline.detect(rgb)
     x1, _, x2, _ = face.box
@@ -94,7 +94,7 @@ def test_lfw10_leave_one_out_rank1(lfw_embeddings: tuple[np.ndarray, np.ndarray]
 
 
 async def test_open_set_five_enrolled_with_three_photos(
-    pipeline: FacePipeline, lfw10: dict[str, list[Path]], tmp_path: Path
+    pipeline: FaceAnalyzer, lfw10: dict[str, list[Path]], tmp_path: Path
 ) -> None:
     """Enrol 5 of the 10 people with 3 photos each; every other photo is a probe."""
     store = await Store.open(tmp_path / "open.sqlite3")
@@ -140,8 +140,9 @@ async def test_open_set_five_enrolled_with_three_photos(
 
 
 @pytest.fixture()
-async def recognizer(pipeline: FacePipeline, tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = await Store.open(tmp_path / "enrol.sqlite3")
+async def recognizer(pipeline: FaceAnalyzer, db_url: str):  # type: ignore[no-untyped-def]
+    """A recognizer over each backend: a SQLite file and a PostgreSQL database."""
+    store = await open_store(db_url)
     worker = InferenceWorker(pipeline)
     yield Recognizer(store, worker)
     await worker.close()
@@ -221,20 +222,22 @@ async def test_face_of_another_user_is_refused_and_scopes_are_separate(
     assert in_b.match.name is None
     (in_a,) = await recognizer.identify(chat_a, blair[2])
     assert in_a.match.name == "Alice"
-    # Alice's data gone: she is no longer recognised.
-    await store.delete_user(alice)
-    await recognizer.forget(alice)
+    # Alice's data deleted by another process (``moodtunes forget``, another worker): this
+    # recognizer's cached gallery is stale at once, and she is no longer recognised.
+    other = await open_store(store.url)
+    await other.delete_user(alice)
+    await other.close()
     (after,) = await recognizer.identify(chat_a, blair[2])
-    assert after.match.name is None
+    assert after.match.name is None and after.match.similarity < 0.99
 
 
-async def test_concurrent_requests_are_batched(pipeline: FacePipeline, lfw10: dict[str, list[Path]]) -> None:
+async def test_concurrent_requests_are_batched(pipeline: FaceAnalyzer, lfw10: dict[str, list[Path]]) -> None:
     import asyncio
 
     worker = InferenceWorker(pipeline)
     images = [read_image_file(paths[0]) for paths in lfw10.values()]
     results = await asyncio.gather(*(worker.analyze(rgb) for rgb in images))
-    alone = [pipeline.analyze(rgb) for rgb in images]
+    alone = [pipeline.analyze_many([(rgb, None)])[0] for rgb in images]
     assert worker.batches < len(images)
     for together, single in zip(results, alone, strict=True):
         assert len(together) == len(single)
@@ -245,8 +248,8 @@ async def test_concurrent_requests_are_batched(pipeline: FacePipeline, lfw10: di
 def test_vggface2_weights_work_offline_from_the_cache(tmp_path: Path, cache_dir: Path) -> None:
     """Without the file and without permission to download: a clear error. With the file placed in the
     cache directory (how an offline user installs it): it loads, and its embeddings carry its model id."""
-    from core.faces.embedding import FaceEmbedder
-    from core.faces.facenet_weights import VGGFACE2_URL, WeightsUnavailable, vggface2_weights
+    from core.vision.faces.embedding import FaceEmbedder
+    from core.vision.faces.facenet_weights import VGGFACE2_URL, WeightsUnavailable, vggface2_weights
 
     with pytest.raises(WeightsUnavailable, match=r"place 20180402-114759-vggface2\.pt"):
         vggface2_weights(tmp_path, allow_download=False)

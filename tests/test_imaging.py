@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from core.errors import FileTooLarge, ImageTooSmall, NotAnImage, TooManyPixels, TruncatedImage
-from core.imaging import MAX_BYTES, decode_image, read_image_file
+from core.vision.imaging import MAX_BYTES, decode_image, read_image_file
 from tests.conftest import data_path
 
 

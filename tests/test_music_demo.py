@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from core.config import Settings
-from core.music import demo
-from core.music.demo import demo_catalog, demo_lines
+from core.music.demo import demo_lines
 from tests.conftest import data_path
 from tests.synthetic_catalog import write_synthetic_catalog
 
 
-def settings(tmp_path: Path, catalog: Path | None) -> Settings:
-    return Settings(catalog=catalog, cache_dir=tmp_path / "cache", _env_file=None)  # type: ignore[call-arg]
+def settings(tmp_path: Path, catalog: Path | None, **more: object) -> Settings:
+    return Settings(catalog=catalog, cache_dir=tmp_path / "cache", _env_file=None, **more)  # type: ignore[call-arg]
 
 
 def test_demo_lines_with_a_catalog(tmp_path: Path) -> None:
@@ -28,11 +25,8 @@ def test_demo_lines_with_a_catalog(tmp_path: Path) -> None:
     assert list((tmp_path / "cache").glob("catalog-tracks-*.parquet"))  # the next demo starts fast
 
 
-def test_demo_without_any_catalog_says_how_to_get_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(demo, "SHARED_CATALOG", tmp_path / "absent" / "tracks.csv")
-    [line] = demo_lines(settings(tmp_path, None), "happy")
+def test_demo_without_any_catalog_says_how_to_get_one(tmp_path: Path) -> None:
+    [line] = demo_lines(settings(tmp_path, None, data_dir=tmp_path / "absent"), "happy")
     assert line.startswith("5. ") and "MOODTUNES_CATALOG" in line and "moodtunes catalog fetch" in line
 
 
@@ -45,7 +39,7 @@ def test_demo_with_a_broken_catalog(tmp_path: Path) -> None:
 
 def test_demo_falls_back_to_the_shared_catalog(tmp_path: Path) -> None:
     shared = data_path("spotify", "tracks.csv")
-    assert demo_catalog(settings(tmp_path, None)) == shared.resolve()
+    assert settings(tmp_path, None).default_catalog == shared
     lines = demo_lines(settings(tmp_path, None), "sad")
     assert lines[0].startswith("5. music for a sad face: slow and melancholic; 10 tracks from tracks.csv")
     assert "14,360 tracks" in lines[0]

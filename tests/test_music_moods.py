@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.emotion.labels import EMOTIONS
 from core.music.clustering import K_CANDIDATES, fit_clusters, kneedle
 from core.music.moods import EMOTION_MOODS, LIFT_GOALS, MOODS, POLICIES, nearest_mood, plan_for
+from core.vision.emotion.labels import EMOTIONS
 from tests.synthetic_catalog import synthetic_tracks
 
 

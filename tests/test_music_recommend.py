@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.emotion.labels import EMOTIONS
 from core.music import Catalog, ClusterModel, Track, import_catalog
 from core.music.moods import EMOTION_MOODS, MOODS
+from core.vision.emotion.labels import EMOTIONS
 from tests.conftest import data_path
 from tests.synthetic_catalog import write_synthetic_catalog
 

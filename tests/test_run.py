@@ -14,14 +14,20 @@ import aiohttp
 import pytest
 
 from bot.telegram_bot import TelegramAdapter, webhook_secret
-from core.pipeline import FacePipeline
+from bot.telegram_webhook import WebhookServer
+from core.vision.analyzer import FaceAnalyzer
 from tests.conftest import ROOT, data_path
 from tests.fakes.spotify import FakeSpotify
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import BotCall, FakeTelegram, TgUser
 from tests.service_fixtures import make_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 WAIT = 120.0
+
+
+def sent(fake: FakeTelegram, user: TgUser) -> list[BotCall]:
+    """Messages the bot sent to the user's private chat (not chat actions)."""
+    return [c for c in fake.sent_to(user) if c.method in ("sendMessage", "sendPhoto")]
 
 
 def free_port() -> int:
@@ -74,7 +80,9 @@ async def test_run_serves_telegram_and_spotify_then_stops_on_sigterm(
         assert proc.stderr is not None
         log: list[str] = []
         try:
-            await read_until(proc.stderr, "moodtunes running platforms=telegram", log, WAIT)
+            await read_until(
+                proc.stderr, "moodtunes running worker=0 parts=telegram,spotify-callback", log, WAIT
+            )
             ann = telegram.add_user("Ann")
             telegram.send_text(ann, None, "/start")
             (welcome,) = await telegram.wait_for_messages(ann, 1, WAIT)
@@ -93,7 +101,8 @@ async def test_run_serves_telegram_and_spotify_then_stops_on_sigterm(
                 proc.kill()
                 await proc.wait()
     text = "".join(log)
-    assert "level=INFO" in text and "platform started name=telegram" in text and "Traceback" not in text
+    assert "level=INFO" in text and "started name=telegram" in text and "Traceback" not in text
+    assert telegram.token not in text  # the token never reaches the log
 
 
 async def test_run_without_tokens_says_what_to_set(tmp_path: Path) -> None:
@@ -114,7 +123,9 @@ async def test_run_without_tokens_says_what_to_set(tmp_path: Path) -> None:
     assert proc.returncode == 2 and b"MOODTUNES_TELEGRAM_TOKEN" in out
 
 
-async def test_telegram_webhook_mode(tmp_path: Path, pipeline: FacePipeline, cache_dir: Path) -> None:
+async def test_telegram_webhook_mode(tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path) -> None:
+    """The webhook refuses forged posts, handles an update once however often it is delivered,
+    answers 200 only after the reply is sent, and serves /healthz and /metrics."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram/hook"
     async with FakeTelegram() as fake:
@@ -127,24 +138,38 @@ async def test_telegram_webhook_mode(tmp_path: Path, pipeline: FacePipeline, cac
             telegram_webhook_url=url,
             telegram_webhook_listen=f"127.0.0.1:{port}",
         )
-        adapter = TelegramAdapter(service, service.settings)
+        adapter = TelegramAdapter(service, service.settings, "webhook")
+        server = WebhookServer(adapter, service.settings)
         await adapter.start()
+        await server.start()
         try:
             assert fake.webhook_url == url  # registered with Telegram
             ann = fake.add_user("Ann")
             message = fake.send_text(ann, None, "/start")  # what Telegram would post
             ids = itertools.count(1)
-            secret = webhook_secret(fake.token)
+            headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(fake.token)}
             async with aiohttp.ClientSession() as session:
                 forged = {"update_id": next(ids), "message": message}
                 async with session.post(url, json=forged) as response:
                     assert response.status == 403  # no secret token: refused
+                async with session.post(url, data=b"{not json", headers=headers) as response:
+                    assert response.status == 400
                 update = {"update_id": next(ids), "message": message}
-                headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
                 async with session.post(url, json=update, headers=headers) as response:
                     assert response.status == 200
-            (welcome,) = await fake.wait_for_messages(ann, 1, WAIT)
+                    assert len(sent(fake, ann)) == 1  # answered 200 only once the reply was sent
+                for _ in range(3):  # Telegram redelivers (e.g. our 200 was lost): nothing is sent again
+                    async with session.post(url, json=update, headers=headers) as response:
+                        assert response.status == 200
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200 and (await response.text()).strip() == "ok"
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    metrics = await response.text()
+                assert 'moodtunes_updates_total{outcome="duplicate",platform="telegram"}' in metrics
+                assert "moodtunes_photo_reply_seconds_bucket" in metrics
+            (welcome,) = sent(fake, ann)
             assert "selfie" in (welcome.text or "")
         finally:
+            await server.close()
             await adapter.stop()
             await service.close()

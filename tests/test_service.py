@@ -8,22 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands import parse_command
-from core import texts
-from core.pipeline import FacePipeline
-from core.replies import Action, Button
-from core.service import MoodtunesService, Person, Place
+from core.app import texts
+from core.app.commands import split_command
+from core.app.people import Person, Place
+from core.app.replies import Action, Button
+from core.app.service import MoodtunesService
+from core.vision.analyzer import FaceAnalyzer
 from tests.conftest import data_path
 from tests.fakes.spotify import FakeSpotify, link_by_paste
 from tests.service_fixtures import make_service
 
 pytestmark = pytest.mark.slow
-ANN, BOB = Person("console", "ann", "Ann"), Person("console", "bob", "Bob")
-HERE = Place("console", "room")
+ANN, BOB = Person("local", "ann", "Ann"), Person("local", "bob", "Bob")
+HERE = Place("local", "room")
 
 
 @pytest.fixture
-async def service(tmp_path: Path, pipeline: FacePipeline, cache_dir: Path) -> AsyncIterator[MoodtunesService]:
+async def service(tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path) -> AsyncIterator[MoodtunesService]:
     svc = await make_service(tmp_path, pipeline, cache_dir, rate_limit_photos=3, rate_limit_window_s=3600)
     yield svc
     await svc.close()
@@ -60,7 +61,7 @@ async def test_result_buttons_belong_to_the_sender_and_switch_policy(service: Mo
 
 
 async def test_playlist_button_pressed_twice_makes_one_playlist(
-    tmp_path: Path, pipeline: FacePipeline, cache_dir: Path, fake_spotify: FakeSpotify
+    tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path, fake_spotify: FakeSpotify
 ) -> None:
     svc = await make_service(tmp_path, pipeline, cache_dir, spotify=fake_spotify)
     try:
@@ -84,7 +85,7 @@ async def test_declined_consent_stores_nothing(service: MoodtunesService) -> Non
     consent = await service.enroll(ANN, HERE, photo("Tony_Blair"))
     no = await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_NO))
     assert no.text == texts.ENROLL_CANCELLED
-    user = await service.store.find_user("console", "ann")
+    user = await service.store.find_user("local", "ann")
     assert user is not None and await service.store.count_embeddings(user) == 0
     late = await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_YES))
     assert late.error and "expired" in late.text
@@ -104,34 +105,38 @@ async def test_enrolment_waits_for_a_usable_selfie(service: MoodtunesService) ->
 
 
 async def test_forget_needs_confirmation(service: MoodtunesService) -> None:
-    await service.set_track_count(ANN, HERE, "7")
+    await service.set_track_count(ANN, HERE, 7)
     ask = await service.forget(ANN, HERE)
     assert (
         await service.press(ANN, HERE, data_of(ask.buttons, Action.FORGET_NO))
     ).text == texts.FORGET_CANCELLED
-    user = await service.store.find_user("console", "ann")
+    user = await service.store.find_user("local", "ann")
     assert user is not None and (await service.store.get_settings(user)).track_count == 7
     ask = await service.forget(ANN, HERE)
     done = await service.press(ANN, HERE, data_of(ask.buttons, Action.FORGET_YES))
     assert "deleted everything" in done.text
-    assert await service.store.find_user("console", "ann") is None
+    assert await service.store.find_user("local", "ann") is None
 
 
 async def test_track_count_and_text(service: MoodtunesService) -> None:
-    assert "10 songs" in (await service.set_track_count(ANN, HERE, "")).text
-    for bad in ("0", "51", "ten", "3.5"):
-        assert (await service.set_track_count(ANN, HERE, bad)).error
+    now = await service.text_command(ANN, HERE, "/tracks")
+    assert now is not None and "10 songs" in now.text
+    for bad in ("0", "51", "ten", "3.5", "1 2"):
+        reply = await service.text_command(ANN, HERE, f"/tracks {bad}")
+        assert reply is not None and reply.error, bad
+    done = await service.text_command(ANN, HERE, "/tracks@moodbot 15", bot_username="moodbot")
+    assert done is not None and "15" in done.text
+    assert await service.text_command(ANN, HERE, "/tracks@otherbot 15", bot_username="moodbot") is None
+    unknown = await service.text_command(ANN, HERE, "/nope")
+    assert unknown is not None and unknown.error and "/nope" in unknown.text
     assert await service.handle_text(ANN, HERE, "hello there") is None
-    assert parse_command("/tracks@moodbot 15", "moodbot") == ("tracks", "15")
-    assert parse_command("/tracks@otherbot 15", "moodbot") is None
-    assert parse_command("/nope") is None
+    assert split_command("/tracks@moodbot 15", "moodbot") == ("tracks", "15")
 
 
 async def test_without_a_catalog_the_reply_says_so(
-    tmp_path: Path, pipeline: FacePipeline, cache_dir: Path
+    tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path
 ) -> None:
-    svc = await make_service(tmp_path, pipeline, cache_dir)
-    svc.catalog = None
+    svc = await make_service(tmp_path, pipeline, cache_dir, catalog=None, data_dir=tmp_path / "no-data")
     try:
         reply = await svc.handle_photo(ANN, HERE, photo("Tony_Blair"))
         assert texts.NO_CATALOG in reply.text and not reply.tracks and reply.photo is not None
@@ -139,3 +144,85 @@ async def test_without_a_catalog_the_reply_says_so(
         assert bad.error and "photo" in bad.text
     finally:
         await svc.close()
+
+
+async def test_buttons_and_conversations_survive_a_restart(
+    tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path
+) -> None:
+    """Everything a later press needs is in the store: a new service on the same database (a restart,
+    or another worker) answers the old reply's buttons and finishes an /enroll begun before."""
+    first = await make_service(tmp_path, pipeline, cache_dir)
+    reply = await first.handle_photo(ANN, HERE, photo("Colin_Powell"))
+    consent = await first.enroll(BOB, HERE)
+    await first.close()
+    second = await make_service(tmp_path, pipeline, cache_dir)
+    try:
+        more = await second.press(ANN, HERE, data_of(reply.buttons, Action.MORE))
+        assert len(more.tracks) == 10 and not {t.id for t in more.tracks} & {t.id for t in reply.tracks}
+        lifted = await second.press(ANN, HERE, data_of(reply.buttons, Action.LIFT))
+        assert lifted.tracks and not lifted.error
+        again = await second.press(ANN, HERE, data_of(reply.buttons, Action.MORE))
+        assert not {t.id for t in again.tracks} & {t.id for t in lifted.tracks}  # the chain continues
+        ask = await second.press(BOB, HERE, data_of(consent.buttons, Action.ENROLL_YES))
+        assert ask.text == texts.SEND_SELFIE
+        done = await second.handle_photo(BOB, HERE, photo("Tony_Blair"))
+        assert "recognise you" in done.text
+    finally:
+        await second.close()
+
+
+async def test_any_command_ends_the_selfie_step(service: MoodtunesService) -> None:
+    consent = await service.enroll(ANN, HERE)
+    await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_YES))
+    await service.text_command(ANN, HERE, "/help")
+    reply = await service.handle_photo(ANN, HERE, photo("Tony_Blair"))
+    assert reply.tracks and "recognise you" not in reply.text  # an ordinary photo reply, no enrolment
+    user = await service.store.find_user("local", "ann")
+    assert user is not None and await service.store.count_embeddings(user) == 0
+
+
+async def test_a_photo_sent_with_enroll_waits_only_as_its_embedding_and_counts(
+    service: MoodtunesService,
+) -> None:
+    consent = await service.enroll(ANN, HERE, photo("Tony_Blair"))
+    user = await service.store.find_user("local", "ann")
+    assert user is not None
+    chat = await service.store.find_chat("local", "room")
+    assert chat is not None
+    waiting = await service.store.get_conversation(user, chat)
+    assert waiting is not None and waiting.embedding is not None and waiting.embedding.shape == (512,)
+    done = await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_YES))
+    assert "recognise you" in done.text and done.closes_question
+    assert await service.store.get_conversation(user, chat) is None
+    # The photo given with /enroll was counted: the limit is 3 a window.
+    for _ in range(2):
+        await service.enroll(ANN, HERE, photo("Tony_Blair", 1))
+    limited = await service.enroll(ANN, HERE, photo("Tony_Blair", 2))
+    assert limited.error and "faster than I can listen" in limited.text
+    refused = await service.handle_photo(ANN, HERE, photo("Tony_Blair", 3))
+    assert refused.error and "faster than I can listen" in refused.text
+
+
+async def test_a_refused_photo_is_never_downloaded(service: MoodtunesService) -> None:
+    downloads = 0
+
+    async def download() -> bytes:
+        nonlocal downloads
+        downloads += 1
+        return photo("Tony_Blair")
+
+    for _ in range(4):
+        await service.handle_photo(ANN, HERE, download)
+    assert downloads == 3
+
+
+async def test_anonymous_senders_cannot_enrol_or_link(service: MoodtunesService) -> None:
+    group_admin = Person("telegram", "chat:-100:-100", "Group", anonymous=True)
+    for reply in (await service.enroll(group_admin, HERE), await service.link_spotify(group_admin, HERE)):
+        assert reply.error and "anonymously" in reply.text
+
+
+async def test_a_full_queue_answers_busy_at_once(service: MoodtunesService) -> None:
+    service.worker.max_queued = 0
+    reply = await service.handle_photo(ANN, HERE, photo("Tony_Blair"))
+    assert reply.error and reply.text == texts.BUSY

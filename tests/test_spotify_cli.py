@@ -8,9 +8,7 @@ import re
 import socket
 import sys
 import threading
-import types
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,9 @@ import requests
 from cryptography.fernet import Fernet
 
 from bot.cli import main
+from core.music import load_catalog
 from tests.fakes.spotify import FakeSpotify
+from tests.synthetic_catalog import write_synthetic_catalog
 
 
 class _Screen(io.StringIO):
@@ -123,33 +123,12 @@ def test_link_without_paste_or_server_fails(
     assert fake_env.token_grants() == []
 
 
-@dataclass
-class _Track:
-    id: str
-
-
-class _Catalog:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def recommend(self, *, emotion: str, n: int, policy: str = "match") -> list[_Track]:
-        assert (emotion, policy) == ("happy", "match")
-        return [_Track(f"{i:022d}") for i in range(n)]
-
-
 def test_playlist(monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify, tmp_path: Path) -> None:
     browser = _Browser(fake_env, _Screen(), "alice", follow=False)
     assert _run(monkeypatch, ["spotify", "link", "--user", "ann", "--no-server"], browser)[0] == 0
-    music = types.ModuleType("core.music")
-    seen: dict[str, Path] = {}
-
-    def load_catalog(path: Path, cache_dir: Path | None = None) -> _Catalog:
-        seen["path"] = path
-        return _Catalog(path)
-
-    music.load_catalog = load_catalog  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "core.music", music)
     catalog = tmp_path / "tracks.csv"
+    write_synthetic_catalog(catalog, 600, seed=3)
+    monkeypatch.setenv("MOODTUNES_CACHE_DIR", str(tmp_path / "cache"))
     argv = ["spotify", "playlist", "--user", "ann", "--emotion", "happy", "-n", "15", "--json"]
     code, out = _run(monkeypatch, [*argv, "--catalog", str(catalog)])
     assert code == 0, out
@@ -157,9 +136,9 @@ def test_playlist(monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify, tmp_pa
     assert record["tracks"] == 15 and record["emotion"] == "happy"
     [playlist] = fake_env.playlists.values()
     assert record["url"] == f"https://open.spotify.com/playlist/{playlist.id}"
-    assert playlist.items == [f"spotify:track:{i:022d}" for i in range(15)]
+    expected = load_catalog(catalog, tmp_path / "cache").recommend(emotion="happy", n=15)
+    assert playlist.items == [f"spotify:track:{t.id}" for t in expected]
     assert playlist.name.startswith("moodtunes · happy · ")
-    assert seen["path"] == catalog
 
 
 def test_playlist_for_unlinked_user(monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify) -> None:

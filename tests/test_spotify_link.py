@@ -15,6 +15,7 @@ import pytest
 
 from core.config import ConfigError, Settings, load_settings
 from core.spotify import (
+    LinkedAccount,
     SpotifyLinkRefused,
     SpotifyNotConfigured,
     SpotifyService,
@@ -47,7 +48,7 @@ async def test_start_link_url_and_hashed_single_state(
     assert set(query["scope"].split()) == {"playlist-modify-private", "playlist-read-private"}
     state = query["state"]
     assert len(state) >= 43
-    rows = _rows(spotify_settings.db, "SELECT state_hash, user_id FROM spotify_oauth_states")
+    rows = _rows(spotify_settings.db_path, "SELECT state_hash, user_id FROM spotify_oauth_states")
     assert rows == [(hashlib.sha256(state.encode()).hexdigest(), user)]
     # A second link gets a different state.
     again = parse_qs(urlsplit(await spotify_service.start_link(user)).query)["state"][0]
@@ -103,8 +104,8 @@ async def callback(fake_spotify: FakeSpotify, tmp_path: Path) -> AsyncIterator[C
     service = SpotifyService(settings, store, policy=fast_policy())
     notified: list[tuple[int, str]] = []
 
-    async def notify(user_id: int, name: str) -> None:
-        notified.append((user_id, name))
+    async def notify(account: LinkedAccount) -> None:
+        notified.append((account.user_id, account.display_name))
 
     service.on_linked(notify)
     server = CallbackServer(service)
@@ -170,7 +171,7 @@ async def test_callback_page_says_why_a_link_failed(fake_spotify: FakeSpotify, c
 async def test_callback_notifier_failure_does_not_undo_link(
     fake_spotify: FakeSpotify, spotify_service: SpotifyService, spotify_store: Store
 ) -> None:
-    async def broken(user_id: int, name: str) -> None:
+    async def broken(account: LinkedAccount) -> None:
         raise RuntimeError("adapter is down")
 
     spotify_service.on_linked(broken)

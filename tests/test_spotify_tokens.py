@@ -55,10 +55,10 @@ async def test_sqlite_file_holds_no_plain_token(
     assert len(secrets) == 3  # bob's access token was expired above
     stored = await _stored_token(store, user)
     assert stored["access_token"] in secrets and stored["refresh_token"] in secrets
-    for raw in (_raw_bytes(spotify_settings.db), None):
+    for raw in (_raw_bytes(spotify_settings.db_path), None):
         if raw is None:  # again after the WAL is checkpointed into the main file
             await store.close()
-            raw = _raw_bytes(spotify_settings.db)
+            raw = _raw_bytes(spotify_settings.db_path)
         for secret in [*secrets, pending_state, "Alice A.", "Bob B."]:
             assert secret.encode() not in raw
 

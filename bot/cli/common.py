@@ -1,33 +1,27 @@
-"""Shared pieces of the CLI: settings from flags, the face services, and one-line output."""
+"""Shared pieces of the CLI: settings from flags, the application, local people and chats, and output.
+
+Every command opens the same application as the chat platforms (:func:`core.app.context.open_app`),
+as the local user and chat of the terminal chat (``moodtunes chat``), so enrolling from the CLI and
+chatting in the terminal see the same faces.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from bot.console import DEFAULT_CHAT, LOCAL
+from core.app.people import Person, Place
 from core.config import Settings, load_settings
 from core.errors import MoodtunesError
-from core.imaging import MIN_SIDE, read_image_file
-from core.inference import InferenceWorker
-from core.pipeline import FacePipeline
-from core.recognition import Recognizer
-from core.storage import Store
-
-CLI_PLATFORM = "cli"
-"""Users and chats made from the command line live under this platform name."""
 
 
 def add_db(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    """``--db PATH`` (default: MOODTUNES_DB, else the user data directory)."""
-    parser.add_argument("--db", type=Path, required=required, help="SQLite file (env MOODTUNES_DB)")
+    """``--db PATH_OR_URL`` (default: MOODTUNES_DB, else the user data directory)."""
+    parser.add_argument("--db", required=required, help="SQLite file or postgresql:// URL (env MOODTUNES_DB)")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -44,45 +38,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-@dataclass
-class FaceServices:
-    """What the face commands need: the store (if any), the worker and the recognizer."""
-
-    store: Store | None
-    worker: InferenceWorker
-    recognizer: Recognizer | None
+def local_person(name: str) -> Person:
+    """A user of the terminal and the CLI, by name."""
+    return Person(LOCAL, name, name)
 
 
-@asynccontextmanager
-async def face_services(settings: Settings, with_store: bool = True) -> AsyncIterator[FaceServices]:
-    """Open the store (optional) and load the models; close everything on exit."""
-    pipeline = FacePipeline(settings)
-    worker = InferenceWorker(pipeline)
-    store = await Store.open(settings.db) if with_store else None
-    try:
-        recognizer = Recognizer(store, worker) if store is not None else None
-        yield FaceServices(store, worker, recognizer)
-    finally:
-        await worker.close()
-        if store is not None:
-            await store.close()
-
-
-def load_image(path: Path, min_side: int = MIN_SIDE) -> np.ndarray:
-    """Decode an image file; raises FileNotFoundError or a BadImage error."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    return read_image_file(path, min_side)
+def local_place(chat: str | None = None) -> Place:
+    """A local chat (the terminal's by default); answers go to the operator alone."""
+    name = chat or DEFAULT_CHAT
+    return Place(LOCAL, name, name, ephemeral=True)
 
 
 def error_record(file: str, exc: BaseException) -> dict[str, Any]:
-    """The JSON line for a file that failed."""
-    code = (
-        exc.code
-        if isinstance(exc, MoodtunesError)
-        else ("file_not_found" if isinstance(exc, FileNotFoundError) else "error")
-    )
-    message = str(exc) if isinstance(exc, MoodtunesError | FileNotFoundError) else repr(exc)
+    """The JSON line for a file that failed: the error's code, or ``internal`` for the unexpected."""
+    if isinstance(exc, MoodtunesError):
+        code, message = exc.code, str(exc)
+    elif isinstance(exc, FileNotFoundError):
+        code, message = "file_not_found", str(exc)
+    else:
+        code, message = "internal", f"unexpected error: {exc.__class__.__name__}"
     return {"file": file, "error": message, "code": code}
 
 
@@ -91,6 +65,28 @@ def emit(record: dict[str, Any], as_json: bool, text: str) -> None:
     if as_json:
         print(json.dumps(record, ensure_ascii=False), flush=True)
     elif "error" in record:
-        print(f"{record['file']}: {record['error']}", file=sys.stderr, flush=True)
+        print(
+            f"{printable(str(record['file']))}: {printable(str(record['error']))}",
+            file=sys.stderr,
+            flush=True,
+        )
     else:
-        print(text, flush=True)
+        print(printable(text), flush=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escape codes in user-supplied names) made visible."""
+    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
+
+
+def fail(message: str) -> int:
+    """Print ``moodtunes: message`` to stderr; returns exit status 1."""
+    print(f"moodtunes: {printable(message)}", file=sys.stderr, flush=True)
+    return 1
+
+
+def check_file(path: Path) -> Path:
+    """``path`` if it is a file; FileNotFoundError otherwise."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return path

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from bot.cli.common import add_json, emit, error_record, load_image, settings_from
+from bot.cli.common import add_json, check_file, emit, error_record, settings_from
 from core.errors import MoodtunesError, NoFace
-from core.imaging import MIN_SIDE
+from core.vision.imaging import MIN_SIDE, read_image_file
 
 DEFAULT_DATA = Path("../shared/data/fer2013")
 
@@ -58,8 +58,8 @@ def _scores(probs: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
 def _emotion(args: argparse.Namespace) -> int:
     import cv2
 
-    from core.emotion.classifier import EmotionClassifier
-    from core.faces import FaceDetector, emotion_crop
+    from core.vision.emotion.classifier import EmotionClassifier
+    from core.vision.faces import FaceDetector, emotion_crop
 
     settings = settings_from(args)
     classifier = EmotionClassifier(args.weights or settings.emotion_weights)
@@ -67,7 +67,7 @@ def _emotion(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.images:
         try:
-            rgb = load_image(path, min_side=1 if detector is None else MIN_SIDE)
+            rgb = read_image_file(check_file(path), min_side=1 if detector is None else MIN_SIDE)
             if detector is None:
                 grey = cv2.resize(
                     cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA
@@ -99,7 +99,7 @@ def _emotion(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from models.train_emotion import TrainConfig, train
+    from training.train_emotion import TrainConfig, train
 
     if not (args.data / "train").is_dir():
         print(f"moodtunes: {args.data}/train not found (expected train/<emotion>/*.jpg)", file=sys.stderr)
@@ -126,8 +126,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from core.emotion.classifier import DEFAULT_WEIGHTS
-    from models.train_emotion import evaluation_of
+    from core.vision.emotion.classifier import DEFAULT_WEIGHTS
+    from training.train_emotion import evaluation_of
 
     settings = settings_from(args)
     weights = args.weights or settings.emotion_weights or DEFAULT_WEIGHTS

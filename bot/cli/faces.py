@@ -1,32 +1,45 @@
-"""Face commands: ``enroll``, ``identify``, ``analyze`` and ``forget``."""
+"""Face commands: ``enroll``, ``identify``, ``analyze`` and ``forget``, over the application.
+
+Each file gets one line (text or ``--json``); a file that fails gets its own ``"error"`` line with a
+``"code"`` (``internal`` for the unexpected, with the traceback in the log) and the next file is
+processed. ``enroll`` and ``forget`` run the same code as ``/enroll`` and ``/forget`` in chat.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
 from bot.cli.common import (
-    CLI_PLATFORM,
     add_db,
     add_json,
+    check_file,
     emit,
     error_record,
-    face_services,
-    load_image,
+    fail,
+    local_person,
+    local_place,
     settings_from,
 )
-from core.errors import MoodtunesError, NoFace
-from core.recognition import IdentifiedFace
+from bot.console import LOCAL
+from core.app.context import open_app
+from core.errors import NoFace
+from core.vision.imaging import read_image_file
+from core.vision.recognizer import IdentifiedFace
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the face sub-commands."""
     p = sub.add_parser("enroll", help="enrol a user's face from selfies (one dominant face each)")
     add_db(p)
-    p.add_argument("--chat", default="default", help="chat id: the scope faces are matched in")
+    p.add_argument(
+        "--chat", default=None, help="chat: the scope faces are matched in (default: the terminal's)"
+    )
     p.add_argument("--user", required=True, help="user name")
     add_json(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -34,14 +47,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("identify", help="name every face in the photos (or unknown)")
     add_db(p)
-    p.add_argument("--chat", default="default", help="chat id whose enrolled users are matched")
+    p.add_argument("--chat", default=None, help="chat whose enrolled users are matched")
     add_json(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.set_defaults(handler=lambda a: asyncio.run(_identify(a, with_emotion=False)))
 
     p = sub.add_parser("analyze", help="faces with boxes, identity and emotion")
     add_db(p)
-    p.add_argument("--chat", default=None, help="chat id to identify faces in (needs --db or env)")
+    p.add_argument("--chat", default=None, help="chat to identify faces in")
     add_json(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.set_defaults(handler=lambda a: asyncio.run(_identify(a, with_emotion=True)))
@@ -49,36 +62,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("forget", help="delete a user everywhere: face samples, settings, tokens")
     add_db(p)
     p.add_argument("--user", required=True, help="user name (as given to enroll)")
-    p.add_argument("--platform", default=CLI_PLATFORM, help="platform the user is from (default cli)")
+    p.add_argument("--platform", default=LOCAL, help=f"platform the user is from (default {LOCAL})")
     add_json(p)
     p.set_defaults(handler=lambda a: asyncio.run(_forget(a)))
 
 
 async def _enroll(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     failures = 0
-    async with face_services(settings) as svc:
-        assert svc.store is not None and svc.recognizer is not None
-        user_id = await svc.store.ensure_user(CLI_PLATFORM, args.user, args.user)
-        chat_id = await svc.store.ensure_chat(CLI_PLATFORM, args.chat, args.chat)
+    async with open_app(settings_from(args), with_catalog=False) as app:
+        user, chat = await app.service.ids(local_person(args.user), local_place(args.chat))
         for path in args.images:
             try:
-                result = await svc.recognizer.enroll(user_id, chat_id, load_image(path))
-            except (MoodtunesError, FileNotFoundError) as exc:
+                result = await app.service.recognizer.enroll(user, chat, read_image_file(check_file(path)))
+            except Exception as exc:  # noqa: BLE001 - any failure on one file is that file's error line
                 failures += 1
+                _log_unexpected(path, exc)
                 emit(error_record(str(path), exc), args.json, "")
                 continue
             record = {
                 "file": str(path),
                 "user": args.user,
-                "chat": args.chat,
+                "chat": local_place(args.chat).external_id,
                 "box": result.analysis.face.rounded_box(),
                 "samples": result.samples,
             }
             emit(
                 record,
                 args.json,
-                f"{path}: enrolled {args.user} in chat {args.chat} ({result.samples} samples)",
+                f"{path}: enrolled {args.user} in chat {record['chat']} ({result.samples} samples)",
             )
     return 1 if failures else 0
 
@@ -107,26 +118,18 @@ def _face_text(face: dict[str, Any]) -> str:
 
 
 async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
-    settings = settings_from(args)
-    use_store = not with_emotion or args.chat is not None
     failures = 0
-    async with face_services(settings, with_store=use_store) as svc:
-        chat_id = None
-        if svc.store is not None:
-            chat_id = await svc.store.find_chat(CLI_PLATFORM, args.chat or "default")
+    async with open_app(settings_from(args), with_catalog=False) as app:
+        place = local_place(args.chat)
+        chat = await app.store.find_chat(place.platform, place.external_id)
         for path in args.images:
             try:
-                rgb = load_image(path)
-                if svc.recognizer is not None and chat_id is not None:
-                    faces = await svc.recognizer.identify(chat_id, rgb)
-                else:  # no gallery: every face is unknown
-                    from core.identity import Match
-
-                    faces = [IdentifiedFace(a, Match(None, None, 0.0)) for a in await svc.worker.analyze(rgb)]
+                faces = await app.service.recognizer.identify(chat, read_image_file(check_file(path)))
                 if not faces:
                     raise NoFace("no face found")
-            except (MoodtunesError, FileNotFoundError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure on one file is that file's error line
                 failures += 1
+                _log_unexpected(path, exc)
                 emit(error_record(str(path), exc), args.json, "")
                 continue
             records = [face_record(f, with_emotion) for f in faces]
@@ -136,22 +139,15 @@ async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
 
 
 async def _forget(args: argparse.Namespace) -> int:
-    from core.storage import Store
-
-    settings = settings_from(args)
-    store = await Store.open(settings.db)
-    try:
-        user_id = await store.find_user(args.platform, args.user)
-        if user_id is None:
+    async with open_app(settings_from(args), lazy_models=True, with_catalog=False) as app:
+        user = await app.store.find_user(args.platform, args.user)
+        if user is None:
             message = f"no user {args.user!r} on {args.platform}"
             if args.json:
                 emit({"user": args.user, "error": message, "code": "not_found"}, True, "")
-            else:
-                print(f"moodtunes: {message}", file=sys.stderr)
-            return 1
-        deleted = await store.delete_user(user_id)
-    finally:
-        await store.close()
+                return 1
+            return fail(message)
+        deleted = await app.service.forget_user(user)
     emit(
         {
             "user": args.user,
@@ -164,3 +160,8 @@ async def _forget(args: argparse.Namespace) -> int:
         f"{deleted.spotify_tokens} Spotify token(s)",
     )
     return 0
+
+
+def _log_unexpected(path: Path, exc: BaseException) -> None:
+    if error_record(str(path), exc)["code"] == "internal":
+        log.error("unexpected failure on %s", path, exc_info=exc)

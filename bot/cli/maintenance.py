@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from core.models_check import prepare_models
+    from core.vision.models_check import prepare_models
 
     settings = settings_from(args)
     ok = True

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli.common import add_json, emit, settings_from
-from core.emotion.labels import EMOTIONS
 from core.music.moods import MOODS, POLICIES
+from core.vision.emotion.labels import EMOTIONS
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 

@@ -11,31 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import sys
 import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from bot.cli.common import CLI_PLATFORM, add_db, add_json, emit, settings_from
-from core.config import Settings
+from bot.cli.common import add_db, add_json, emit, fail, local_person, local_place, settings_from
+from bot.console import LOCAL
+from core.app.context import App, load_app_catalog, open_app
+from core.app.people import Person, Place
+from core.app.replies import Reply
 from core.errors import MoodtunesError
-from core.spotify import SpotifyService, generate_key
+from core.spotify import generate_key
 from core.spotify.callback_server import CallbackServer
 from core.spotify.oauth_state import STATE_TTL_S
-from core.storage import Store
-
-DEFAULT_CATALOG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "spotify" / "tracks.csv"
-"""Catalog used when ``MOODTUNES_CATALOG`` / ``--catalog`` is not given: ``../shared/data/spotify``."""
-
-
-class _Track(Protocol):
-    id: str
-
-
-class _Catalog(Protocol):
-    def recommend(self, *, emotion: str, n: int, policy: str = "match") -> Sequence[_Track]: ...
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,11 +72,6 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(message: str) -> int:
-    print(f"moodtunes: {message}", file=sys.stderr, flush=True)
-    return 1
-
-
 def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
     """Lines of standard input, read by a daemon thread (so a pending read never blocks exit); None at EOF."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
@@ -110,65 +94,76 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
 
 
 async def _link(args: argparse.Namespace) -> int:
+    """The same linking as ``/linkspotify`` in chat, for a local user."""
     settings = settings_from(args)
-    store = await Store.open(settings.db)
-    server: CallbackServer | None = None
-    try:
-        service = SpotifyService(settings, store)
-        if not service.enabled:
-            return _fail(str(service.disabled_reason))
-        user_id = await store.ensure_user(CLI_PLATFORM, args.user, args.user)
+    async with open_app(settings, lazy_models=True, with_catalog=False) as app:
+        if not app.spotify.enabled:
+            return fail(str(app.spotify.disabled_reason))
+        person, place = local_person(args.user), local_place()
         loop = asyncio.get_running_loop()
         linked: asyncio.Future[str] = loop.create_future()
 
-        async def on_linked(linked_user: int, name: str) -> None:
-            if linked_user == user_id and not linked.done():
-                linked.set_result(name)
+        async def on_linked(who: Person, reply: Reply) -> None:
+            if (
+                who.platform == person.platform
+                and who.external_id == person.external_id
+                and not linked.done()
+            ):
+                linked.set_result(reply.text)
 
-        service.on_linked(on_linked)
+        app.service.on_spotify_linked(on_linked)
+        server: CallbackServer | None = None
         if not args.no_server:
             try:
-                server = CallbackServer(service)
+                server = CallbackServer(app.spotify)
                 await server.start()
             except (ValueError, OSError) as exc:
                 server = None
                 print(f"(not listening at the redirect URI: {exc}; paste the address instead)", flush=True)
-        url = await service.start_link(user_id)
-        print(
-            f"Open this address in a browser and allow access (valid for 10 minutes):\n\n  {url}\n",
-            flush=True,
-        )
-        if server is not None:
+        try:
+            reply = await app.service.link_spotify(person, place)
+            if reply.error or reply.link is None:
+                return fail(reply.text)
             print(
-                "Waiting for Spotify to send the browser back, or paste the address it was sent to:",
+                "Open this address in a browser and allow access (valid for 10 minutes):"
+                f"\n\n  {reply.link}\n",
                 flush=True,
             )
-        else:
-            print("Then paste the address the browser was sent to:", flush=True)
-        async with asyncio.timeout(args.timeout):
-            name = await _wait_for_link(service, user_id, linked, _stdin_lines(loop), server is not None)
-    except TimeoutError:
-        return _fail("timed out waiting for the Spotify link; run the command again")
-    except MoodtunesError as exc:
-        return _fail(str(exc))
-    finally:
-        if server is not None:
-            await server.close()
-        await store.close()
-    if name is None:
-        return _fail("no address was pasted; nothing was linked")
-    print(f"Linked {args.user} to the Spotify account {name}.", flush=True)
+            print(
+                "Waiting for Spotify to send the browser back, or paste the address it was sent to:"
+                if server is not None
+                else "Then paste the address the browser was sent to:",
+                flush=True,
+            )
+            async with asyncio.timeout(args.timeout):
+                done = await _wait_for_link(
+                    app, person, place, linked, _stdin_lines(loop), server is not None
+                )
+        except TimeoutError:
+            return fail("timed out waiting for the Spotify link; run the command again")
+        finally:
+            if server is not None:
+                await server.close()
+        if done is None:
+            return fail("no address was pasted; nothing was linked")
+        if done.error:
+            return fail(done.text)
+        user = await app.store.find_user(person.platform, person.external_id)
+        name = await app.spotify.linked_name(user) if user is not None else None
+    print(f"Linked {args.user} to the Spotify account {name or 'you chose'}.", flush=True)
     return 0
 
 
 async def _wait_for_link(
-    service: SpotifyService,
-    user_id: int,
+    app: App,
+    person: Person,
+    place: Place,
     linked: asyncio.Future[str],
     lines: asyncio.Queue[str | None],
     serving: bool,
-) -> str | None:
-    """The linked account's name from the callback or a pasted address; None if stdin ends first."""
+) -> Reply | None:
+    """The chat's answer once the callback page or a pasted address finished the link; None if
+    standard input ends first (and no callback page is waiting)."""
     stdin_open = True
     while True:
         waiters: list[asyncio.Future[Any]] = [linked]
@@ -182,7 +177,7 @@ async def _wait_for_link(
             if reader is not None and not reader.done():
                 reader.cancel()
         if linked.done():
-            return linked.result()
+            return Reply(linked.result())
         assert reader is not None
         pasted = reader.result()
         if pasted is None:
@@ -190,60 +185,42 @@ async def _wait_for_link(
                 return None
             stdin_open = False  # keep waiting for the browser
             continue
-        return await service.finish_link(user_id, pasted)
+        answer = await app.service.handle_text(person, place, pasted)
+        return answer or Reply("That is not a Spotify address.", error=True)
 
 
 async def _unlink(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    store = await Store.open(settings.db)
-    try:
-        user_id = await store.find_user(CLI_PLATFORM, args.user)
-        removed = user_id is not None and await SpotifyService(settings, store).unlink(user_id)
-    finally:
-        await store.close()
+    async with open_app(settings_from(args), lazy_models=True, with_catalog=False) as app:
+        user = await app.store.find_user(LOCAL, args.user)
+        removed = user is not None and await app.spotify.unlink(user)
     print(f"{args.user}: Spotify {'unlinked' if removed else 'was not linked'}")
     return 0
-
-
-def _catalog_path(settings: Settings) -> Path:
-    return settings.catalog or DEFAULT_CATALOG
-
-
-def _recommend(settings: Settings, emotion: str, n: int, policy: str) -> list[str]:
-    """Track ids for the emotion from the local catalog (``core.music``; loaded lazily, it is heavy)."""
-    music: Any = importlib.import_module("core.music")
-    catalog: _Catalog = music.load_catalog(_catalog_path(settings), cache_dir=settings.cache_dir)
-    return [track.id for track in catalog.recommend(emotion=emotion, n=n, policy=policy)]
 
 
 async def _playlist(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     count = args.count if args.count is not None else settings.tracks_default
     if not 1 <= count <= 10_000:
-        return _fail("-n must be between 1 and 10000")
-    store = await Store.open(settings.db)
-    try:
-        service = SpotifyService(settings, store)
-        if not service.enabled:
-            return _fail(str(service.disabled_reason))
-        user_id = await store.find_user(CLI_PLATFORM, args.user)
-        if user_id is None or not await service.is_linked(user_id):
-            return _fail(f"{args.user} has no linked Spotify account; run `moodtunes spotify link` first")
+        return fail("-n must be between 1 and 10000")
+    async with open_app(settings, lazy_models=True, with_catalog=False) as app:
+        if not app.spotify.enabled:
+            return fail(str(app.spotify.disabled_reason))
+        user = await app.store.find_user(LOCAL, args.user)
+        if user is None or not await app.spotify.is_linked(user):
+            return fail(f"{args.user} has no linked Spotify account; run `moodtunes spotify link` first")
         try:
-            track_ids = await asyncio.to_thread(_recommend, settings, args.emotion, count, args.policy)
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("core.music", "core"):
-                raise
-            return _fail("the music module (core.music) is not installed; cannot pick tracks")
-        except (FileNotFoundError, ValueError, KeyError) as exc:
-            return _fail(f"cannot pick tracks for {args.emotion!r}: {exc}")
+            catalog = await asyncio.to_thread(load_app_catalog, settings)
+            if catalog is None:
+                return fail("no track catalog: set MOODTUNES_CATALOG or pass --catalog")
+            track_ids = [t.id for t in catalog.recommend(emotion=args.emotion, n=count, policy=args.policy)]
+        except (MoodtunesError, OSError, ValueError, KeyError) as exc:
+            return fail(f"cannot pick tracks for {args.emotion!r}: {exc}")
         if not track_ids:
-            return _fail(f"the catalog has no tracks for {args.emotion!r}")
-        url = await service.create_playlist(user_id, track_ids, args.emotion)
-    except MoodtunesError as exc:
-        return _fail(str(exc))
-    finally:
-        await store.close()
+            return fail(f"the catalog has no tracks for {args.emotion!r}")
+        try:
+            url = await app.spotify.create_playlist(user, track_ids, args.emotion)
+        except MoodtunesError as exc:
+            return fail(str(exc))
     emit(
         {"user": args.user, "emotion": args.emotion, "tracks": len(track_ids), "url": url},
         args.json,

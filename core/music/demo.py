@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 from core.config import Settings
-from core.emotion.labels import EMOTIONS
 from core.music.errors import CatalogError
 from core.music.store import load_catalog
-
-SHARED_CATALOG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "spotify" / "tracks.csv"
-"""``../shared/data/spotify/tracks.csv`` beside the project: the demo's catalog when none is configured."""
+from core.vision.emotion.labels import EMOTIONS
 
 TIMING_REPEATS = 200
 """Requests timed to report the per-request time (the median)."""
-
-
-def demo_catalog(settings: Settings) -> Path | None:
-    """The configured catalog (MOODTUNES_CATALOG / --catalog), else the shared one if present."""
-    if settings.catalog is not None:
-        return settings.catalog
-    return SHARED_CATALOG if SHARED_CATALOG.is_file() else None
 
 
 def demo_lines(settings: Settings, emotion: str) -> list[str]:
@@ -31,7 +20,7 @@ def demo_lines(settings: Settings, emotion: str) -> list[str]:
     Every line but the track list starts with ``"5. "``; a missing or unusable catalog gives one
     line saying how to get one. The import of a CSV is cached in ``settings.cache_dir``.
     """
-    path = demo_catalog(settings)
+    path = settings.default_catalog
     if path is None:
         return [
             "5. music: no track catalog configured. Set MOODTUNES_CATALOG to a Spotify CSV with audio "

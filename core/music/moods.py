@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.emotion.labels import EMOTIONS
+from core.vision.emotion.labels import EMOTIONS
 
 
 @dataclass(frozen=True, slots=True)

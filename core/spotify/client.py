@@ -52,6 +52,7 @@ def make_oauth(
         requests_session=session if session is not None else True,
         requests_timeout=timeout_s,
         open_browser=False,
+        show_dialog=True,  # always show whose account is being linked, even to someone who authorised before
     )
     base = settings.spotify_accounts_url.rstrip("/")
     oauth.OAUTH_AUTHORIZE_URL = f"{base}/authorize"

@@ -3,8 +3,8 @@
 One object, :class:`SpotifyService`, is all the adapters use::
 
     spotify = SpotifyService(settings, store)
-    spotify.on_linked(notify)                    # async notify(user_id, display_name): callback links
-    url = await spotify.start_link(user_id)      # send this to the user
+    spotify.on_linked(notify)             # async notify(account): links finished on the callback page
+    url = await spotify.start_link(user_id, notify={...})   # send this to the user (privately)
     name = await spotify.finish_link(user_id, pasted_redirect_url)   # or the callback server finishes it
     playlist_url = await spotify.create_playlist(user_id, track_ids, "happy")
     await spotify.unlink(user_id)
@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.exceptions import SpotifyBaseException, SpotifyException
 
 from core.config import Settings
+from core.errors import UserGone
 from core.spotify.client import NotLinkedSignal, UserAuth, make_api, make_oauth, new_session
 from core.spotify.errors import (
     SpotifyError,
@@ -60,8 +60,8 @@ T = TypeVar("T")
 DESCRIPTION_LIMIT = 300
 """Characters Spotify keeps of a playlist description."""
 
-LinkedNotifier = Callable[[int, str], Awaitable[None]]
-"""``async notify(user_id, spotify_display_name)``, registered by adapters with :meth:`on_linked`."""
+LinkedNotifier = Callable[["LinkedAccount"], Awaitable[None]]
+"""``async notify(account)``, registered with :meth:`SpotifyService.on_linked`."""
 
 _ERROR_WORD = re.compile(r"^[a-z_]{1,40}$")
 
@@ -73,6 +73,8 @@ class LinkedAccount:
     user_id: int
     display_name: str
     spotify_id: str
+    notify: dict[str, Any] = field(default_factory=dict)
+    """What :meth:`SpotifyService.start_link` was given to say where to tell the user."""
 
 
 def _disabled_reason(settings: Settings) -> str | None:
@@ -151,7 +153,7 @@ class SpotifyService:
         return self._cipher is not None
 
     def on_linked(self, callback: LinkedNotifier) -> None:
-        """Register ``async callback(user_id, display_name)``, awaited when a callback-server link is made."""
+        """Register ``async callback(account)``, awaited when a link is made on the callback page."""
         self._notifiers.append(callback)
 
     async def is_linked(self, user_id: int) -> bool:
@@ -178,12 +180,16 @@ class SpotifyService:
 
     # Linking ------------------------------------------------------------------------------------
 
-    async def start_link(self, user_id: int) -> str:
-        """The Spotify authorisation URL for the user, with a fresh single-use state valid 10 minutes."""
+    async def start_link(self, user_id: int, notify: dict[str, Any] | None = None) -> str:
+        """The Spotify authorisation URL for the user, with a fresh single-use state valid 10 minutes.
+
+        ``notify`` (JSON-able) is kept with the state and handed back in :class:`LinkedAccount`, so
+        whichever process finishes the link knows where to tell the user.
+        """
         self._require_enabled()
         state = new_state()
         now = self._clock()
-        await self.store.spotify_add_state(hash_state(state), user_id, now + STATE_TTL_S, now)
+        await self.store.spotify_add_state(hash_state(state), user_id, now + STATE_TTL_S, now, notify=notify)
         session = new_session()
         try:
             oauth = make_oauth(self.settings, MemoryCacheHandler(), session)
@@ -217,7 +223,7 @@ class SpotifyService:
         account = await self._finish(redirect, expected_user=None)
         for notify in list(self._notifiers):
             try:
-                await notify(account.user_id, account.display_name)
+                await notify(account)
             except Exception:  # an adapter's failure must not undo the link
                 log.exception("Spotify on_linked callback failed for user %d", account.user_id)
         return account
@@ -236,7 +242,7 @@ class SpotifyService:
                     "That Spotify link was already used (or has expired); your Spotify account is linked."
                 )
             raise SpotifyLinkRefused()
-        owner, expires_at = taken
+        owner, expires_at, notify = taken
         if expected_user is not None and owner != expected_user:
             log.warning("Spotify link refused: state of user %d presented by user %d", owner, expected_user)
             raise SpotifyLinkRefused()
@@ -261,10 +267,10 @@ class SpotifyService:
                 cipher.encrypt(token_info),
                 cipher.encrypt({"id": spotify_id, "display_name": name}),
             )
-        except sqlite3.IntegrityError:  # the user was deleted (/forget) while linking
+        except UserGone:  # the user was deleted (/forget) while linking
             raise SpotifyLinkRefused("Your data was deleted meanwhile, so nothing was linked.") from None
         log.info("Spotify linked for user %d", owner)
-        return LinkedAccount(owner, name, spotify_id)
+        return LinkedAccount(owner, name, spotify_id, notify)
 
     async def _exchange_code(self, code: str) -> dict[str, Any]:
         """Trade the authorisation code for tokens (not retried: a code works once)."""

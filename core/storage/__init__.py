@@ -1,5 +1,23 @@
-"""Persistence: the SQLite store and its migrations."""
+"""Persistence: one :class:`Store` of SQL over SQLite or PostgreSQL, and their migrations."""
 
-from core.storage.sqlite import Deleted, GalleryRows, Store, UserSettings
+from core.storage.store import (
+    Conversation,
+    Deleted,
+    GalleryRows,
+    PlaylistClaim,
+    ResultRow,
+    Store,
+    UserSettings,
+    open_store,
+)
 
-__all__ = ["Deleted", "GalleryRows", "Store", "UserSettings"]
+__all__ = [
+    "Conversation",
+    "Deleted",
+    "GalleryRows",
+    "PlaylistClaim",
+    "ResultRow",
+    "Store",
+    "UserSettings",
+    "open_store",
+]

@@ -1,0 +1,144 @@
+"""Discord rendering: a :class:`~core.app.replies.Reply` as embeds, the annotated photo and buttons.
+
+Embeds carry the text, faces, mood and numbered songs with their Spotify links; the annotated photo
+is attached and shown in the first embed; each button's ``custom_id`` is :attr:`Button.data`, and one
+:class:`ReplyButton` dynamic item serves every button, so presses keep working after a restart and on
+any worker.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import discord
+
+from core.app.replies import Action, Button, Reply
+from core.music import Track
+
+PHOTO_NAME = "moodtunes.jpg"
+COLOUR = discord.Colour(0x1DB954)
+ERROR_COLOUR = discord.Colour(0xE11D48)
+MESSAGE_BUDGET = 5900
+"""Characters for all embeds of one message (Discord allows 6000)."""
+BUTTON_STYLES = {
+    Action.PLAYLIST: discord.ButtonStyle.success,
+    Action.ENROLL_YES: discord.ButtonStyle.primary,
+    Action.FORGET_YES: discord.ButtonStyle.danger,
+}
+
+_BUTTON_TEMPLATE = "(?P<action>" + "|".join(re.escape(a.value) for a in Action) + "):(?P<token>\\S+)"
+_NO_BRACKETS = str.maketrans("[]", "()")
+
+
+# Rendering ---------------------------------------------------------------------------------------
+
+
+class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=_BUTTON_TEMPLATE):
+    """A reply's button (``custom_id`` = :attr:`Button.data`); a press, even after a restart, goes to
+    the adapter of the client that received it."""
+
+    def __init__(self, button: Button) -> None:
+        style = BUTTON_STYLES.get(button.action, discord.ButtonStyle.secondary)
+        super().__init__(discord.ui.Button(label=button.label[:80], custom_id=button.data, style=style))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from the pressed component."""
+        label = getattr(item, "label", None) or match["action"]
+        return cls(Button(label, Action(match["action"]), match["token"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Hand the press to the adapter."""
+        adapter = getattr(interaction.client, "adapter", None)
+        if adapter is not None and self.item.custom_id:
+            await adapter.on_press(interaction, self.item.custom_id)
+
+
+@dataclass
+class Rendered:
+    """A reply as discord.py ``send()`` arguments."""
+
+    embeds: list[discord.Embed]
+    file: discord.File | None = None
+    view: discord.ui.View | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Messageable.send`` and ``Webhook.send`` (absent parts left out)."""
+        parts: dict[str, Any] = {"embeds": self.embeds}
+        if self.file is not None:
+            parts["file"] = self.file
+        if self.view is not None:
+            parts["view"] = self.view
+        return parts
+
+
+def render(reply: Reply) -> Rendered:
+    """A :class:`Reply` as embeds (text, faces, mood, numbered songs with links), the annotated photo
+    (``attachment://moodtunes.jpg``, shown in the first embed) and a view of its buttons."""
+    colour = ERROR_COLOUR if reply.error else COLOUR
+    text = _escape(reply.text)
+    if reply.link and reply.link not in reply.text:
+        text = f"{text}\n\n{reply.link}"
+    main = discord.Embed(description=_clip(text, 4096), colour=colour)
+    if reply.faces:
+        lines = "\n".join(_escape(face.describe()) for face in reply.faces)
+        main.add_field(
+            name="Faces" if len(reply.faces) > 1 else "Face", value=_clip(lines, 1024), inline=False
+        )
+    if reply.mood:
+        main.add_field(name="Mood", value=_clip(_escape(reply.mood), 1024))
+    file = None
+    if reply.photo is not None:
+        file = discord.File(io.BytesIO(reply.photo), filename=PHOTO_NAME, description="Faces marked")
+        main.set_image(url=f"attachment://{PHOTO_NAME}")
+    embeds = [main, *_track_embeds(reply.tracks, reply.mood, colour, MESSAGE_BUDGET - len(main))]
+    view = None
+    if reply.buttons or reply.link:
+        view = discord.ui.View(timeout=None)
+        for button in reply.buttons:
+            view.add_item(ReplyButton(button))
+        if reply.link and len(reply.link) <= 512:
+            view.add_item(discord.ui.Button(label="Open link", url=reply.link))
+    return Rendered(embeds, file, view)
+
+
+def _track_embeds(
+    tracks: Sequence[Track], mood: str | None, colour: discord.Colour, budget: int
+) -> list[discord.Embed]:
+    """Numbered masked links, labels shortened so that all fit in ``budget`` characters."""
+    if not tracks:
+        return []
+    title = f"{len(tracks)} songs for the mood" + (f" ({mood})" if mood else "")
+    per_line = (budget - len(title)) // len(tracks)
+    lines = []
+    for number, track in enumerate(tracks, 1):
+        room = max(12, per_line - len(track.url) - len(f"{number}. []()\n"))
+        label = _escape(f"{track.name} - {', '.join(track.artists)}".translate(_NO_BRACKETS))
+        if len(label) > room:  # never end on a lone backslash: it would escape the closing bracket
+            label = label[: room - 1].rstrip("\\") + "…"
+        lines.append(f"{number}. [{label}]({track.url})")
+    chunks: list[str] = []
+    for line in lines:
+        if chunks and len(chunks[-1]) + 1 + len(line) <= 4096:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return [
+        discord.Embed(title=title if index == 0 else None, description=chunk, colour=colour)
+        for index, chunk in enumerate(chunks)
+    ]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escape(text: str) -> str:
+    """Plain text (names come from users) shown literally, not as Discord markdown."""
+    return discord.utils.escape_markdown(text)

@@ -1,0 +1,111 @@
+"""Platform-neutral replies: what the service answers, for the adapters to render.
+
+A :class:`Reply` carries plain text (no markup), optional structured parts (faces, tracks), an
+optional annotated photo (JPEG bytes) and buttons. Each adapter renders it its own way (Telegram
+HTML, Discord embeds, console text); :func:`render_text` is the plain-text rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.music import Track
+
+
+class Action(StrEnum):
+    """What a button does; adapters encode ``f"{action}:{token}"`` as callback data (<= 64 bytes)."""
+
+    PLAYLIST = "playlist"
+    LIFT = "lift"
+    MATCH = "match"
+    MORE = "more"
+    ENROLL_YES = "enroll-yes"
+    ENROLL_NO = "enroll-no"
+    FORGET_YES = "forget-yes"
+    FORGET_NO = "forget-no"
+
+    @property
+    def public(self) -> bool:
+        """Its answer is for everyone who saw the photo reply (more songs), not only the presser."""
+        return self in (Action.LIFT, Action.MATCH, Action.MORE)
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button under a reply: ``label`` shown, ``action`` + ``token`` sent back when pressed."""
+
+    label: str
+    action: Action
+    token: str = "-"
+
+    @property
+    def data(self) -> str:
+        """Compact callback data, e.g. ``"more:Xy12ab"``."""
+        return f"{self.action.value}:{self.token}"
+
+    @staticmethod
+    def parse(data: str) -> tuple[Action, str] | None:
+        """Inverse of :attr:`data`; None for anything that is not ours."""
+        action, _, token = data.partition(":")
+        try:
+            return Action(action), token
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class FaceLine:
+    """One face of a photo: who (None = unknown), the emotion and its probability (0..1)."""
+
+    name: str | None
+    emotion: str | None
+    confidence: float | None
+    box: tuple[int, int, int, int]
+
+    def describe(self) -> str:
+        """E.g. ``"Ann looks happy (87%)"`` or ``"Someone I don't know yet"``."""
+        who = self.name or "Someone I don't know yet"
+        if self.emotion is None or self.confidence is None:
+            return who
+        return f"{who} looks {self.emotion} ({self.confidence:.0%})"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to send back. ``error`` marks refusals (bad input, limits) so adapters can style them."""
+
+    text: str
+    faces: tuple[FaceLine, ...] = ()
+    tracks: tuple[Track, ...] = ()
+    mood: str | None = None
+    photo: bytes | None = None
+    buttons: tuple[Button, ...] = ()
+    link: str | None = None
+    """A URL the user should open (Spotify authorisation or a new playlist)."""
+    error: bool = False
+    emotion: str | None = None
+    """The emotion the songs follow (the sender's face, else the largest), for logs and tests."""
+    closes_question: bool = False
+    """The answer to a Yes/No question: adapters remove that question's buttons."""
+    direct: Reply | None = None
+    """A part for the sender's eyes only (e.g. an authorisation link asked for in a group): adapters
+    deliver it in a private chat, and say so (or how to open one) where the command was sent."""
+
+
+def track_line(index: int, track: Track) -> str:
+    """``"3. Song - Artist A, Artist B  https://open.spotify.com/track/..."``."""
+    return f"{index}. {track.name} - {', '.join(track.artists)}  {track.url}"
+
+
+def render_text(reply: Reply) -> str:
+    """The whole reply as plain text (the console adapter and logs use it)."""
+    parts = [reply.text]
+    if reply.faces:
+        parts.append("\n".join(f"- {face.describe()}" for face in reply.faces))
+    if reply.tracks:
+        header = f"Songs for the mood ({reply.mood}):" if reply.mood else "Songs:"
+        parts.append(header + "\n" + "\n".join(track_line(i, t) for i, t in enumerate(reply.tracks, 1)))
+    if reply.link and reply.link not in reply.text:
+        parts.append(reply.link)
+    return "\n\n".join(p for p in parts if p)

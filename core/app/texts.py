@@ -1,0 +1,82 @@
+"""What the bot says, in one place: every sentence a user can read, on every platform.
+
+Sentences with ``{placeholders}`` are filled with ``str.format``. The help text is generated from the
+command table (:mod:`core.app.commands`), with :data:`HELP_INTRO` and :data:`PRIVACY` around it.
+"""
+
+from __future__ import annotations
+
+WELCOME = (
+    "Hi! I'm moodtunes. Send me a selfie and I'll tell you how you look, and answer with songs "
+    "that fit the mood.\n\n"
+    "I can also learn to recognise you (/enroll), make Spotify playlists of the songs "
+    "(/linkspotify), and forget everything about you (/forget). /help lists everything."
+)
+
+HELP_INTRO = (
+    "Send a photo: I find the faces, name the people enrolled in this chat, read each face's "
+    "emotion and pick songs for the mood."
+)
+
+PRIVACY = (
+    "What I keep: never your photos. If you /enroll, a numeric fingerprint of your face (an "
+    "embedding), used only in the chat where you enrolled; your /tracks setting; and, if you link "
+    "Spotify, an encrypted token to make playlists. /forget deletes all of it at once."
+)
+
+CONSENT = (
+    "Before I learn your face: I will keep a numeric fingerprint of it (never the photo), only to "
+    "recognise you in this chat. Face recognition only personalises the reply; it never unlocks "
+    "anything. You can delete it any time with /forget. Do you agree?"
+)
+
+SEND_SELFIE = "Great! Now send me a selfie: just you, face to the camera, in good light."
+ENROLL_CANCELLED = "OK, I won't learn your face. Nothing was stored."
+FORGET_CONFIRM = (
+    "This deletes everything I keep about you: your face samples in every chat, your settings and "
+    "your Spotify link. Are you sure?"
+)
+FORGET_CANCELLED = "OK, nothing was deleted."
+NO_FACE = (
+    "I couldn't find a face in that photo. Try one where a face is clearly visible, facing the "
+    "camera, in good light."
+)
+OOPS = "Something went wrong on my side while reading that photo; please try again in a moment."
+NO_CATALOG = (
+    "I have no music catalog configured, so no songs this time (the operator can set "
+    "MOODTUNES_CATALOG; see `moodtunes catalog fetch`)."
+)
+EXPIRED = "That result is too old for its buttons; send the photo again."
+NOT_YOURS = "Those buttons belong to the person who sent the photo."
+
+UNKNOWN_COMMAND = "I don't know {command}. Send /help to see what I can do."
+UNKNOWN_BUTTON = "I don't know that button any more."
+QUESTION_EXPIRED = "That question has expired; send /{command} again."
+TRACKS_NOW = "I send {count} songs per photo. Change it with /tracks N (N from {low} to {high})."
+TRACKS_SET = "Done: I'll send {count} songs per photo."
+INTEGER_RANGE = "/{command} takes a whole number from {low} to {high}, e.g. /{command} {example}."
+RATE_LIMITED = "You're sending photos faster than I can listen: try again in {seconds} s."
+BUSY = "I'm busy with a lot of photos right now; please try again in a minute."
+TOO_BIG = "That file is {size:.1f} MB; I can take photos up to {limit} MB."
+DOWNLOAD_FAILED = "I couldn't download that photo; please send it again."
+NOT_A_PHOTO = "That file isn't a photo ({kind}); send a JPEG, PNG or WebP image."
+ONLY_PHOTOS = "I can only read photos: send me a selfie (or /help)."
+SEND_A_PHOTO = "Send me a photo (or /help to see what I can do)."
+MENTION_HINT = "Mention me with a photo attached (or use /mood) and I'll pick songs for the mood."
+RESTARTING = "I'm restarting; please try again in a minute."
+SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+ENROLL_RETRY = "{reason} Send another selfie, or any command to stop."
+ENROLLED = "Got it: I'll recognise you in this chat ({samples} sample(s) of your face)."
+ENROLL_MORE = " A couple more selfies (/enroll again) make me surer."
+FORGOTTEN = (
+    "Done. I deleted everything about you: {embeddings} face sample(s), your settings{spotify}. "
+    "I won't recognise you any more."
+)
+NOT_FOR_ANONYMOUS = (
+    "I can't tell who you are when you post anonymously (as the group or a channel), so I can't "
+    "{what} for you. Send it from your own account."
+)
+OPEN_PRIVATE_CHAT = (
+    "That answer is for your eyes only, and I can't message you privately yet: open a chat with "
+    "{bot}, press Start, then send the command there."
+)

@@ -1,6 +1,0 @@
-"""Emotion: the FER2013 CNN, its training data reader and its evaluation."""
-
-from core.emotion.classifier import EmotionClassifier, EmotionReading
-from core.emotion.labels import EMOTIONS
-
-__all__ = ["EMOTIONS", "EmotionClassifier", "EmotionReading"]

@@ -1,0 +1,735 @@
+"""The store: every SQL statement of the application, over SQLite or PostgreSQL.
+
+Open it with :func:`open_store` (the engine follows ``MOODTUNES_DB``: a file path is SQLite, a
+``postgresql://`` URL is PostgreSQL). The SQL is written once, in the subset both engines share; the
+schema of each engine lives in ``core/storage/sql/<dialect>/``. Everything a later message or button
+press needs (reply results, conversations, rate windows, handled updates, Spotify link state) lives
+here with an expiry, so any worker can answer and a restart loses nothing; :meth:`Store.sweep`
+deletes what has expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from core.errors import UserGone
+from core.storage.database import Database, PostgresDatabase, SqliteDatabase
+
+MAX_SAMPLES_PER_SCOPE = 20
+"""Face samples kept per user and chat; enrolling more replaces the oldest."""
+PLAYLIST_CLAIM_S = 120.0
+"""A playlist being made by a worker that has not finished in this time is taken over by another."""
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """Per-user preferences: tracks per reply (1..50) and the mood policy (``match`` or ``lift``)."""
+
+    track_count: int
+    mood_policy: str
+
+
+@dataclass(frozen=True)
+class GalleryRows:
+    """Enrolled samples of one chat for one model: ``vectors`` (N, dim) float32, ``user_ids`` (N,);
+    ``generation`` is the chat's gallery generation these rows were read at."""
+
+    user_ids: np.ndarray
+    vectors: np.ndarray
+    names: dict[int, str]
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What :meth:`Store.delete_user` removed, for the confirmation message."""
+
+    users: int
+    embeddings: int
+    spotify_tokens: int = 0
+
+
+@dataclass
+class ResultRow:
+    """What a photo reply's buttons act on: the emotion and policy, tracks per list, the track ids
+    shown so far in the chain and those of the latest list; ``version`` guards concurrent updates."""
+
+    token: str
+    user_id: int
+    chat_id: int
+    emotion: str
+    policy: str
+    count: int
+    shown: list[str] = field(default_factory=list)
+    tracks: list[str] = field(default_factory=list)
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """An open conversation step; an enrolment photo given with /enroll waits as its ``embedding``."""
+
+    step: str
+    expires_at: float
+    model: str | None = None
+    embedding: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PlaylistClaim:
+    """Outcome of :meth:`Store.claim_playlist`: ``mine`` (make it now), or the ``url`` already made,
+    or neither (another worker is making it: wait and ask again)."""
+
+    mine: bool
+    url: str | None = None
+
+
+async def open_store(db: str | Path, pool_size: int = 10) -> Store:
+    """The store for ``MOODTUNES_DB``: a SQLite file path, or a ``postgresql://`` URL."""
+    text = str(db)
+    if text.startswith(("postgresql://", "postgres://")):
+        return Store(await PostgresDatabase.open(text, pool_size), text)
+    return Store(await SqliteDatabase.open(Path(text)), text)
+
+
+def _ids(text: str) -> list[str]:
+    return text.split() if text else []
+
+
+class Store:
+    """The application's queries over one :class:`~core.storage.database.Database`."""
+
+    def __init__(self, db: Database, url: str = "") -> None:
+        self.db = db
+        self.url = url
+        """What the store was opened with (a SQLite path or a PostgreSQL URL)."""
+        self.default_track_count = 10
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        """Same as :func:`open_store` (kept for callers that open a SQLite file by path)."""
+        return await open_store(path)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.db.dialect
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, None on PostgreSQL."""
+        return self.db.path if isinstance(self.db, SqliteDatabase) else None
+
+    async def close(self) -> None:
+        """Close the connection(s)."""
+        await self.db.close()
+
+    async def schema_versions(self) -> list[int]:
+        """Applied migration numbers, ascending."""
+        return [int(r[0]) for r in await self.db.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+
+    # Users and chats -------------------------------------------------------------------------
+
+    async def ensure_user(self, platform: str, external_id: str, display_name: str = "") -> int:
+        """Id of the user, created if new; a non-empty ``display_name`` is updated."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "INSERT INTO users (platform, external_id, display_name) VALUES (?, ?, ?) "
+                "ON CONFLICT (platform, external_id) DO UPDATE SET display_name = "
+                "CASE WHEN excluded.display_name != '' THEN excluded.display_name "
+                "ELSE users.display_name END RETURNING id",
+                platform,
+                str(external_id),
+                display_name,
+            )
+        assert row is not None
+        return int(row[0])
+
+    async def find_user(self, platform: str, external_id: str) -> int | None:
+        """Id of the user, or None if unknown."""
+        value = await self.db.fetchval(
+            "SELECT id FROM users WHERE platform = ? AND external_id = ?", platform, str(external_id)
+        )
+        return int(value) if value is not None else None
+
+    async def user_exists(self, user_id: int) -> bool:
+        """Whether the user still exists (in-flight work checks this before writing)."""
+        return await self.db.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is not None
+
+    async def user_name(self, user_id: int) -> str | None:
+        """Display name (or external id when blank) of a user, None if no such user."""
+        value = await self.db.fetchval(
+            "SELECT CASE WHEN display_name != '' THEN display_name ELSE external_id END "
+            "FROM users WHERE id = ?",
+            user_id,
+        )
+        return str(value) if value is not None else None
+
+    async def ensure_chat(
+        self, platform: str, external_id: str, title: str = "", owner_user_id: int | None = None
+    ) -> int:
+        """Id of the chat (the face-matching scope), created if new.
+
+        ``owner_user_id`` marks a private chat: it belongs to that user and is deleted with them.
+        """
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "INSERT INTO chats (platform, external_id, title, owner_user_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (platform, external_id) DO UPDATE SET title = chats.title RETURNING id",
+                platform,
+                str(external_id),
+                title,
+                owner_user_id,
+            )
+        assert row is not None
+        return int(row[0])
+
+    async def find_chat(self, platform: str, external_id: str) -> int | None:
+        """Id of the chat, or None if unknown."""
+        value = await self.db.fetchval(
+            "SELECT id FROM chats WHERE platform = ? AND external_id = ?", platform, str(external_id)
+        )
+        return int(value) if value is not None else None
+
+    async def delete_user(self, user_id: int) -> Deleted:
+        """Delete the user and, by cascade, everything of theirs: embeddings, settings, Spotify data,
+        results, conversations, rate windows and their private chats. Galleries they were in move to a
+        new generation, so no cached copy can match them again."""
+        async with self.db.transaction() as tx:
+            embeddings = int(
+                await tx.fetchval("SELECT count(*) FROM face_embeddings WHERE user_id = ?", user_id) or 0
+            )
+            tokens = int(
+                await tx.fetchval("SELECT count(*) FROM spotify_tokens WHERE user_id = ?", user_id) or 0
+            )
+            await tx.execute(
+                "UPDATE chats SET gallery_generation = gallery_generation + 1 WHERE id IN "
+                "(SELECT DISTINCT chat_id FROM face_embeddings WHERE user_id = ?)",
+                user_id,
+            )
+            users = await tx.execute("DELETE FROM users WHERE id = ?", user_id)
+        await self.db.after_forget()
+        return Deleted(users=users, embeddings=embeddings, spotify_tokens=tokens)
+
+    # Settings -----------------------------------------------------------------------------------
+
+    async def get_settings(self, user_id: int) -> UserSettings:
+        """The user's settings, defaults when never set."""
+        row = await self.db.fetchrow(
+            "SELECT track_count, mood_policy FROM user_settings WHERE user_id = ?", user_id
+        )
+        if row is None:
+            return UserSettings(self.default_track_count, "match")
+        return UserSettings(int(row[0]), str(row[1]))
+
+    async def set_track_count(self, user_id: int, count: int) -> None:
+        """Tracks per reply, 1..50 (the database refuses anything else)."""
+        await self.db.execute(
+            "INSERT INTO user_settings (user_id, track_count) VALUES (?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET track_count = excluded.track_count, "
+            "updated_at = CURRENT_TIMESTAMP",
+            user_id,
+            count,
+        )
+
+    async def set_mood_policy(self, user_id: int, policy: str) -> None:
+        """``match`` or ``lift``."""
+        await self.db.execute(
+            "INSERT INTO user_settings (user_id, track_count, mood_policy) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET mood_policy = excluded.mood_policy, "
+            "updated_at = CURRENT_TIMESTAMP",
+            user_id,
+            self.default_track_count,
+            policy,
+        )
+
+    # Face embeddings -----------------------------------------------------------------------------
+
+    async def add_embeddings(
+        self,
+        user_id: int,
+        chat_id: int,
+        model: str,
+        vectors: np.ndarray,
+        keep: int = MAX_SAMPLES_PER_SCOPE,
+        check: Callable[[GalleryRows], None] | None = None,
+    ) -> int:
+        """Store (N, dim) float32 vectors for the user in the chat; keep the newest ``keep``.
+
+        ``check(rows)`` sees the chat's current gallery (this model) inside the transaction, under the
+        chat's gallery lock, and may raise to refuse. Raises ``UserGone`` when the user was deleted.
+        Returns the number of samples the user now has in this chat for this model.
+        """
+        vectors = np.asarray(vectors, dtype="<f4")
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be (N, dim), got {vectors.shape}")
+        async with self.db.transaction() as tx:
+            await tx.lock(f"gallery:{chat_id}")
+            if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
+                raise UserGone("Your data was deleted meanwhile, so nothing was stored.")
+            if check is not None:
+                check(await self._gallery_rows(tx, chat_id, model))
+            await tx.executemany(
+                "INSERT INTO face_embeddings (user_id, chat_id, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
+                [(user_id, chat_id, model, vectors.shape[1], v.tobytes()) for v in vectors],
+            )
+            await tx.execute(
+                "DELETE FROM face_embeddings WHERE user_id = ? AND chat_id = ? AND model = ? AND id NOT IN ("
+                " SELECT id FROM face_embeddings WHERE user_id = ? AND chat_id = ? AND model = ?"
+                " ORDER BY id DESC LIMIT ?)",
+                user_id,
+                chat_id,
+                model,
+                user_id,
+                chat_id,
+                model,
+                keep,
+            )
+            await tx.execute(
+                "UPDATE chats SET gallery_generation = gallery_generation + 1 WHERE id = ?", chat_id
+            )
+            count = await tx.fetchval(
+                "SELECT count(*) FROM face_embeddings WHERE user_id = ? AND chat_id = ? AND model = ?",
+                user_id,
+                chat_id,
+                model,
+            )
+        return int(count or 0)
+
+    async def gallery_generation(self, chat_id: int) -> int:
+        """The chat's gallery generation: it changes whenever a sample is added or removed."""
+        return int(await self.db.fetchval("SELECT gallery_generation FROM chats WHERE id = ?", chat_id) or 0)
+
+    async def gallery(self, chat_id: int, model: str) -> GalleryRows:
+        """Every enrolled sample in a chat for one model, ordered by user then age, read in one
+        transaction with the generation they belong to."""
+        async with self.db.transaction() as tx:
+            return await self._gallery_rows(tx, chat_id, model)
+
+    @staticmethod
+    async def _gallery_rows(tx: Database, chat_id: int, model: str) -> GalleryRows:
+        generation = int(await tx.fetchval("SELECT gallery_generation FROM chats WHERE id = ?", chat_id) or 0)
+        rows = await tx.fetch(
+            "SELECT e.user_id, e.dim, e.vector, "
+            " CASE WHEN u.display_name != '' THEN u.display_name ELSE u.external_id END "
+            "FROM face_embeddings e JOIN users u ON u.id = e.user_id "
+            "WHERE e.chat_id = ? AND e.model = ? ORDER BY e.user_id, e.id",
+            chat_id,
+            model,
+        )
+        if not rows:
+            return GalleryRows(np.zeros(0, np.int64), np.zeros((0, 0), np.float32), {}, generation)
+        dim = int(rows[0][1])
+        vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return GalleryRows(
+            np.array([r[0] for r in rows], dtype=np.int64),
+            vectors.astype(np.float32),
+            {int(r[0]): str(r[3]) for r in rows},
+            generation,
+        )
+
+    async def count_embeddings(self, user_id: int) -> int:
+        """All face samples of the user, every chat and model."""
+        return int(
+            await self.db.fetchval("SELECT count(*) FROM face_embeddings WHERE user_id = ?", user_id) or 0
+        )
+
+    async def delete_embeddings(self, user_id: int, chat_id: int | None = None) -> int:
+        """Delete the user's face samples (in one chat, or everywhere); returns how many."""
+        scope = "" if chat_id is None else " AND chat_id = ?"
+        args: tuple[Any, ...] = (user_id,) if chat_id is None else (user_id, chat_id)
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE chats SET gallery_generation = gallery_generation + 1 WHERE id IN "
+                f"(SELECT DISTINCT chat_id FROM face_embeddings WHERE user_id = ?{scope})",
+                *args,
+            )
+            return await tx.execute(f"DELETE FROM face_embeddings WHERE user_id = ?{scope}", *args)
+
+    # Reply results (the buttons under a photo reply) ---------------------------------------------
+
+    async def add_result(self, result: ResultRow, ttl_s: float, now: float | None = None) -> None:
+        """Remember a photo reply's result for ``ttl_s`` seconds."""
+        now = time.time() if now is None else now
+        await self.db.execute(
+            "INSERT INTO reply_results (token, user_id, chat_id, emotion, policy, count, shown, tracks,"
+            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            result.token,
+            result.user_id,
+            result.chat_id,
+            result.emotion,
+            result.policy,
+            result.count,
+            " ".join(result.shown),
+            " ".join(result.tracks),
+            now,
+            now + ttl_s,
+        )
+
+    async def get_result(self, token: str, now: float | None = None) -> ResultRow | None:
+        """The result behind a button, None if unknown or expired."""
+        now = time.time() if now is None else now
+        row = await self.db.fetchrow(
+            "SELECT token, user_id, chat_id, emotion, policy, count, shown, tracks, version "
+            "FROM reply_results WHERE token = ? AND expires_at > ?",
+            token,
+            now,
+        )
+        if row is None:
+            return None
+        return ResultRow(
+            str(row[0]),
+            int(row[1]),
+            int(row[2]),
+            str(row[3]),
+            str(row[4]),
+            int(row[5]),
+            _ids(str(row[6])),
+            _ids(str(row[7])),
+            int(row[8]),
+        )
+
+    async def update_result(self, result: ResultRow) -> bool:
+        """Save ``policy``, ``shown`` and ``tracks`` if nobody changed the result since it was read
+        (same ``version``); returns False (nothing written) otherwise."""
+        changed = await self.db.execute(
+            "UPDATE reply_results SET policy = ?, shown = ?, tracks = ?, version = version + 1 "
+            "WHERE token = ? AND version = ?",
+            result.policy,
+            " ".join(result.shown),
+            " ".join(result.tracks),
+            result.token,
+            result.version,
+        )
+        if changed:
+            result.version += 1
+        return changed > 0
+
+    async def claim_playlist(
+        self, token: str, track_ids: Sequence[str], now: float | None = None
+    ) -> PlaylistClaim:
+        """Claim the making of the playlist of ``track_ids`` for a result, once across all workers.
+
+        Returns ``mine`` for the caller that must make it (a claim abandoned for
+        :data:`PLAYLIST_CLAIM_S` is taken over), the URL if it exists, or neither while another
+        worker is making it.
+        """
+        now = time.time() if now is None else now
+        key = tracks_key(track_ids)
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "INSERT INTO result_playlists (token, tracks_key, url, claimed_at) VALUES (?, ?, NULL, ?) "
+                "ON CONFLICT (token, tracks_key) DO UPDATE SET claimed_at = excluded.claimed_at "
+                "WHERE result_playlists.url IS NULL AND result_playlists.claimed_at < ? "
+                "RETURNING url",
+                token,
+                key,
+                now,
+                now - PLAYLIST_CLAIM_S,
+            )
+            if row is not None:
+                return PlaylistClaim(mine=True)
+            url = await tx.fetchval(
+                "SELECT url FROM result_playlists WHERE token = ? AND tracks_key = ?", token, key
+            )
+        return PlaylistClaim(mine=False, url=str(url) if url is not None else None)
+
+    async def finish_playlist(self, token: str, track_ids: Sequence[str], url: str | None) -> None:
+        """Record the playlist made for a claim, or (``url`` None) give the claim up after a failure."""
+        key = tracks_key(track_ids)
+        if url is None:
+            await self.db.execute(
+                "DELETE FROM result_playlists WHERE token = ? AND tracks_key = ? AND url IS NULL", token, key
+            )
+        else:
+            await self.db.execute(
+                "UPDATE result_playlists SET url = ? WHERE token = ? AND tracks_key = ?", url, token, key
+            )
+
+    # Conversations --------------------------------------------------------------------------------
+
+    async def set_conversation(
+        self,
+        user_id: int,
+        chat_id: int,
+        step: str,
+        expires_at: float,
+        model: str | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> None:
+        """Open (or move) the user's conversation in the chat to ``step`` until ``expires_at``."""
+        blob = None if embedding is None else np.asarray(embedding, dtype="<f4").tobytes()
+        await self.db.execute(
+            "INSERT INTO conversations (user_id, chat_id, step, model, embedding, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, chat_id) DO UPDATE SET step = excluded.step, "
+            "model = excluded.model, embedding = excluded.embedding, expires_at = excluded.expires_at",
+            user_id,
+            chat_id,
+            step,
+            model,
+            blob,
+            expires_at,
+        )
+
+    async def get_conversation(
+        self, user_id: int, chat_id: int, now: float | None = None
+    ) -> Conversation | None:
+        """The open conversation, None if there is none or it expired."""
+        now = time.time() if now is None else now
+        row = await self.db.fetchrow(
+            "SELECT step, expires_at, model, embedding FROM conversations "
+            "WHERE user_id = ? AND chat_id = ? AND expires_at > ?",
+            user_id,
+            chat_id,
+            now,
+        )
+        if row is None:
+            return None
+        embedding = None if row[3] is None else np.frombuffer(bytes(row[3]), dtype="<f4").astype(np.float32)
+        return Conversation(str(row[0]), float(row[1]), row[2], embedding)
+
+    async def end_conversation(
+        self, user_id: int, chat_id: int | None = None, step: str | None = None
+    ) -> bool:
+        """Close the conversation (in one chat or all; only at ``step`` if given); True if one was open."""
+        sql, args = "DELETE FROM conversations WHERE user_id = ?", [cast(Any, user_id)]
+        if chat_id is not None:
+            sql, args = sql + " AND chat_id = ?", [*args, chat_id]
+        if step is not None:
+            sql, args = sql + " AND step = ?", [*args, step]
+        return await self.db.execute(sql, *args) > 0
+
+    # Rate limits ------------------------------------------------------------------------------------
+
+    async def rate_check(
+        self, user_id: int, kind: str, limit: int, window_s: float, now: float | None = None
+    ) -> float:
+        """Count one ``kind`` event for the user and return 0, or return the seconds to wait when
+        ``limit`` events already happened in the last ``window_s`` seconds (nothing counted then).
+        Atomic across every worker sharing the database."""
+        now = time.time() if now is None else now
+        async with self.db.transaction() as tx:
+            await tx.lock(f"rate:{user_id}:{kind}")
+            rows = await tx.fetch(
+                "SELECT at FROM rate_events WHERE user_id = ? AND kind = ? AND at > ? ORDER BY at",
+                user_id,
+                kind,
+                now - window_s,
+            )
+            if len(rows) >= limit:
+                return float(rows[len(rows) - limit][0]) + window_s - now
+            await tx.execute(
+                "INSERT INTO rate_events (user_id, kind, at) VALUES (?, ?, ?)", user_id, kind, now
+            )
+        return 0.0
+
+    # Handled updates --------------------------------------------------------------------------------
+
+    async def claim_update(
+        self, platform: str, update_id: str, worker: str, lease_s: float, now: float | None = None
+    ) -> str:
+        """Claim a platform update before handling it: ``"claimed"`` (handle it), ``"done"`` (it was
+        handled: answer the redelivery without handling it again) or ``"busy"`` (another worker is on it
+        and its lease runs). A claim whose lease ran out (its worker died) is taken over."""
+        now = time.time() if now is None else now
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "INSERT INTO processed_updates (platform, update_id, state, worker, lease_until, updated_at) "
+                "VALUES (?, ?, 'working', ?, ?, ?) ON CONFLICT (platform, update_id) DO UPDATE SET "
+                "worker = excluded.worker, lease_until = excluded.lease_until, "
+                "updated_at = excluded.updated_at "
+                "WHERE processed_updates.state = 'working' AND processed_updates.lease_until < ? "
+                "RETURNING state",
+                platform,
+                str(update_id),
+                worker,
+                now + lease_s,
+                now,
+                now,
+            )
+            if row is not None:
+                return "claimed"
+            state = await tx.fetchval(
+                "SELECT state FROM processed_updates WHERE platform = ? AND update_id = ?",
+                platform,
+                str(update_id),
+            )
+        return "done" if state == "done" else "busy"
+
+    async def renew_update(
+        self, platform: str, update_id: str, worker: str, lease_s: float, now: float | None = None
+    ) -> bool:
+        """Extend this worker's lease on an update it is still handling; False if it lost the claim."""
+        now = time.time() if now is None else now
+        return (
+            await self.db.execute(
+                "UPDATE processed_updates SET lease_until = ?, updated_at = ? "
+                "WHERE platform = ? AND update_id = ? AND worker = ? AND state = 'working'",
+                now + lease_s,
+                now,
+                platform,
+                str(update_id),
+                worker,
+            )
+            > 0
+        )
+
+    async def finish_update(
+        self, platform: str, update_id: str, done: bool, now: float | None = None
+    ) -> None:
+        """Mark an update handled (``done``), or release the claim so a redelivery handles it."""
+        now = time.time() if now is None else now
+        if done:
+            await self.db.execute(
+                "UPDATE processed_updates SET state = 'done', updated_at = ? "
+                "WHERE platform = ? AND update_id = ?",
+                now,
+                platform,
+                str(update_id),
+            )
+        else:
+            await self.db.execute(
+                "DELETE FROM processed_updates WHERE platform = ? AND update_id = ? AND state = 'working'",
+                platform,
+                str(update_id),
+            )
+
+    # Spotify ---------------------------------------------------------------------------------------
+    # Tokens and account details arrive here already encrypted (core.spotify.token_cache); OAuth states
+    # arrive hashed. Nothing in this section ever sees a secret in the clear.
+
+    async def spotify_save_link(self, user_id: int, token: bytes, account: bytes) -> None:
+        """Store (or replace) the user's encrypted token and encrypted account details.
+
+        Raises ``UserGone`` when the user was deleted while the link was being made.
+        """
+        async with self.db.transaction() as tx:
+            if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
+                raise UserGone("Your data was deleted meanwhile, so nothing was linked.")
+            await tx.execute(
+                "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, account = excluded.account, "
+                "linked_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP",
+                user_id,
+                token,
+                account,
+            )
+
+    async def spotify_update_token(self, user_id: int, token: bytes) -> bool:
+        """Replace the encrypted token of a linked user; False (nothing written) if not linked."""
+        changed = await self.db.execute(
+            "UPDATE spotify_tokens SET token = ?, updated_at = CURRENT_TIMESTAMP WHERE user_id = ?",
+            token,
+            user_id,
+        )
+        return changed > 0
+
+    async def spotify_token(self, user_id: int) -> bytes | None:
+        """The user's encrypted token, None if not linked."""
+        value = await self.db.fetchval("SELECT token FROM spotify_tokens WHERE user_id = ?", user_id)
+        return bytes(value) if value is not None else None
+
+    async def spotify_account(self, user_id: int) -> bytes | None:
+        """The user's encrypted account details, None if not linked."""
+        value = await self.db.fetchval("SELECT account FROM spotify_tokens WHERE user_id = ?", user_id)
+        return bytes(value) if value is not None else None
+
+    async def spotify_linked_users(self) -> list[int]:
+        """Every user with a stored token (for re-encryption under a new key)."""
+        return [int(r[0]) for r in await self.db.fetch("SELECT user_id FROM spotify_tokens ORDER BY 1")]
+
+    async def spotify_delete_link(self, user_id: int) -> bool:
+        """Delete the user's token; True if there was one."""
+        return await self.db.execute("DELETE FROM spotify_tokens WHERE user_id = ?", user_id) > 0
+
+    async def spotify_add_state(
+        self,
+        state_hash: str,
+        user_id: int,
+        expires_at: float,
+        now: float,
+        keep: int = 5,
+        notify: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a pending OAuth state (hashed) for the user, with where to tell them it finished.
+
+        States expired at ``now`` are purged, and the user keeps only their ``keep`` newest pending states.
+        """
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM spotify_oauth_states WHERE expires_at <= ?", now)
+            await tx.execute(
+                "INSERT INTO spotify_oauth_states (state_hash, user_id, expires_at, notify) "
+                "VALUES (?, ?, ?, ?)",
+                state_hash,
+                user_id,
+                expires_at,
+                json.dumps(notify or {}),
+            )
+            await tx.execute(
+                "DELETE FROM spotify_oauth_states WHERE user_id = ? AND state_hash NOT IN ("
+                " SELECT state_hash FROM spotify_oauth_states WHERE user_id = ?"
+                " ORDER BY expires_at DESC LIMIT ?)",
+                user_id,
+                user_id,
+                keep,
+            )
+
+    async def spotify_take_state(self, state_hash: str) -> tuple[int, float, dict[str, Any]] | None:
+        """Delete a pending state and return ``(user_id, expires_at, notify)``; None if unknown or used."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "DELETE FROM spotify_oauth_states WHERE state_hash = ? RETURNING user_id, expires_at, notify",
+                state_hash,
+            )
+        if row is None:
+            return None
+        notify = json.loads(str(row[2])) if row[2] else {}
+        return int(row[0]), float(row[1]), notify
+
+    async def spotify_count_states(self, user_id: int | None = None) -> int:
+        """Pending OAuth states (of one user, or all)."""
+        if user_id is None:
+            return int(await self.db.fetchval("SELECT count(*) FROM spotify_oauth_states") or 0)
+        return int(
+            await self.db.fetchval("SELECT count(*) FROM spotify_oauth_states WHERE user_id = ?", user_id)
+            or 0
+        )
+
+    # Expiry -----------------------------------------------------------------------------------------
+
+    async def sweep(
+        self, now: float | None = None, rate_window_s: float = 3600.0, keep_updates_s: float = 86_400.0
+    ) -> dict[str, int]:
+        """Delete every expired row; returns how many per table.
+
+        Rate events older than the longest window ``rate_window_s`` are no longer counted; handled
+        update ids are kept ``keep_updates_s`` (Telegram stops redelivering after 24 hours).
+        """
+        now = time.time() if now is None else now
+        swept = {
+            "reply_results": await self.db.execute("DELETE FROM reply_results WHERE expires_at <= ?", now),
+            "conversations": await self.db.execute("DELETE FROM conversations WHERE expires_at <= ?", now),
+            "spotify_oauth_states": await self.db.execute(
+                "DELETE FROM spotify_oauth_states WHERE expires_at <= ?", now
+            ),
+            "rate_events": await self.db.execute(
+                "DELETE FROM rate_events WHERE at <= ?", now - rate_window_s
+            ),
+            "processed_updates": await self.db.execute(
+                "DELETE FROM processed_updates WHERE updated_at <= ?", now - keep_updates_s
+            ),
+        }
+        return swept
+
+
+def tracks_key(track_ids: Sequence[str]) -> str:
+    """A short stable key for a list of track ids (sha256 hex)."""
+    return hashlib.sha256(" ".join(track_ids).encode()).hexdigest()
