@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.telegram_bot import TelegramAdapter  # noqa: E402
-from core.app.service import MoodtunesService, load_service_catalog  # noqa: E402
+from core.app.context import load_app_catalog  # noqa: E402
+from core.app.service import MoodtunesService  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.spotify import SpotifyService  # noqa: E402
 from core.storage import Store  # noqa: E402
@@ -59,7 +60,7 @@ async def measure(users: int, rounds: int) -> dict[str, object]:
             store = await Store.open(settings.db)
             worker = InferenceWorker(FaceAnalyzer(settings))
             service = MoodtunesService(
-                settings, store, worker, load_service_catalog(settings), SpotifyService(settings, store)
+                settings, store, worker, load_app_catalog(settings), SpotifyService(settings, store)
             )
             adapter = TelegramAdapter(service, settings)
             await adapter.start()
