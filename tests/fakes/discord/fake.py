@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from aiohttp import web
 
-from tests.fakes.discord.gateway import Gateway
+from tests.fakes.discord.gateway import Gateway, GatewaySession
 from tests.fakes.discord.interactions import Interactions
 from tests.fakes.discord.messages import Messages
 from tests.fakes.discord.records import (
@@ -21,7 +21,7 @@ from tests.fakes.discord.records import (
     SentInteraction,
 )
 from tests.fakes.discord.rest import Rest
-from tests.fakes.discord.state import DiscordState
+from tests.fakes.discord.state import DiscordState, shard_of
 from tests.fakes.loopback import CallLog, Changes, LoopbackServer
 
 T = TypeVar("T")
@@ -57,7 +57,8 @@ class FakeDiscord(LoopbackServer):
     :attr:`channel` exists from the start. Test side: :meth:`add_user`, :meth:`add_guild`,
     :meth:`dm_channel`, then :meth:`send_message`, :meth:`slash_command`, :meth:`press_button`,
     :meth:`select_option`; the bot's REST calls land in :attr:`calls` and can be awaited with
-    :meth:`wait_for`, :meth:`wait_for_messages`, :meth:`wait_for_response`, :meth:`wait_for_followups`.
+    :meth:`wait_for`, :meth:`wait_for_messages`, :meth:`wait_for_response`, :meth:`wait_for_followups`;
+    the gateway connections are :attr:`sessions`, each with its shard and the events it was sent.
     """
 
     token = _Part[str]("state")
@@ -68,6 +69,8 @@ class FakeDiscord(LoopbackServer):
     heartbeat_interval_ms = _Part[int]("state")
     echo_bot_messages = _Part[bool]("state")
     """Whether the bot's own messages come back as MESSAGE_CREATE / MESSAGE_UPDATE, as on Discord."""
+    shard_count = _Part[int]("state")
+    """The shard count ``/gateway/bot`` recommends (``shards``); what ``AutoShardedClient`` opens."""
     port = _Part[int]("state")
     bot = _Part[DcUser]("state")
     owner = _Part[DcUser]("state")
@@ -79,6 +82,8 @@ class FakeDiscord(LoopbackServer):
     channels = _Part[dict[int, DcChannel]]("state")
     messages = _Part[dict[int, dict[str, Any]]]("state")
     interactions = _Part[dict[int, SentInteraction]]("state")
+    sessions = _Part[list[GatewaySession]]("gateway")
+    """Every gateway connection, in the order opened (closed ones stay): its ``shard``, ``events``..."""
     gateway_queries = _Part[list[dict[str, str]]]("gateway", "queries")
     """The query string of every gateway connection (``v``, ``encoding``, ``compress``)."""
     gateway_compression = _Part[list[str | None]]("gateway", "compression")
@@ -95,9 +100,11 @@ class FakeDiscord(LoopbackServer):
         interaction_deadline: float | None = 3.0,
         heartbeat_interval_ms: int = 41_250,
         echo_bot_messages: bool = True,
+        shard_count: int = 1,
     ) -> None:
         """``privileged_intents``: the ones "enabled in the developer portal" (others close with 4014);
-        ``interaction_deadline``: seconds to the initial response (None: no deadline)."""
+        ``interaction_deadline``: seconds to the initial response (None: no deadline); ``shard_count``:
+        the shards ``/gateway/bot`` recommends."""
         self.state = DiscordState(
             token,
             bot_name=bot_name,
@@ -105,6 +112,7 @@ class FakeDiscord(LoopbackServer):
             interaction_deadline=interaction_deadline,
             heartbeat_interval_ms=heartbeat_interval_ms,
             echo_bot_messages=echo_bot_messages,
+            shard_count=shard_count,
         )
         self._changes = Changes()
         self.gateway = Gateway(self.state, self._changes)
@@ -156,13 +164,32 @@ class FakeDiscord(LoopbackServer):
         """A new user; ``join``: a member of every guild."""
         return self.state.add_user(username, global_name=global_name, join=join)
 
-    def add_guild(self, name: str = "Another Guild", channels: Sequence[str] = ("general",)) -> DcGuild:
-        """A guild the bot is in, with text channels (sent in READY / GUILD_CREATE on the next IDENTIFY)."""
-        return self.state.add_guild(name, channels)
+    def add_guild(
+        self,
+        name: str = "Another Guild",
+        channels: Sequence[str] = ("general",),
+        *,
+        shard: int | None = None,
+        guild_id: int | None = None,
+    ) -> DcGuild:
+        """A guild the bot is in, with text channels (sent in READY / GUILD_CREATE on the next IDENTIFY).
 
-    async def join_guild(self, name: str = "New Guild", channels: Sequence[str] = ("general",)) -> DcGuild:
-        """The bot is added to a new guild while connected: GUILD_CREATE goes out at once."""
-        guild = self.add_guild(name, channels)
+        Its id is ``guild_id``, or one that falls on shard ``shard % n`` for every shard count ``n`` from
+        1 to 10; by default ``shard`` is the guild's number in creation order (:attr:`guild` is 0), so
+        guilds take turns on the shards.
+        """
+        return self.state.add_guild(name, channels, shard=shard, guild_id=guild_id)
+
+    async def join_guild(
+        self,
+        name: str = "New Guild",
+        channels: Sequence[str] = ("general",),
+        *,
+        shard: int | None = None,
+        guild_id: int | None = None,
+    ) -> DcGuild:
+        """The bot is added to a new guild while connected: GUILD_CREATE goes out at once (to its shard)."""
+        guild = self.add_guild(name, channels, shard=shard, guild_id=guild_id)
         await self.dispatch("GUILD_CREATE", self.state.guild_payload(guild, full=True))
         return guild
 
@@ -178,21 +205,35 @@ class FakeDiscord(LoopbackServer):
         """Make the next REST call of ``kind`` (e.g. ``message``, ``followup``) fail with this error."""
         self._log.fail_next(kind, DiscordError(status, code, message))
 
-    # ------------------------------------------------------------------ driver: gateway
+    # ------------------------------------------------------------------ driver: gateway and shards
 
     @property
     def connected(self) -> bool:
         """Whether a bot has identified on the gateway (and is still connected)."""
         return bool(self.gateway.ready_sessions)
 
-    async def wait_until_ready(self, timeout: float = 5.0) -> None:
-        """Wait until a bot has identified (READY and the GUILD_CREATEs are sent)."""
+    async def wait_until_ready(self, timeout: float = 5.0, *, sessions: int = 1) -> None:
+        """Wait until ``sessions`` gateway sessions are identified (READY and GUILD_CREATEs sent)."""
         await self._changes.until(
-            lambda: True if self.connected else None, timeout, lambda: "no bot identified on the gateway"
+            lambda: True if len(self.gateway.ready_sessions) >= sessions else None,
+            timeout,
+            lambda: f"{len(self.gateway.ready_sessions)} of {sessions} sessions identified on the gateway",
         )
 
+    def shard_of(self, guild: DcGuild | int, shard_count: int | None = None) -> int:
+        """The shard owning ``guild`` under ``shard_count`` shards (default :attr:`shard_count`)."""
+        guild_id = guild if isinstance(guild, int) else guild.id
+        return shard_of(guild_id, shard_count or self.shard_count)
+
+    def recipients(
+        self, event: str, where: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[GatewaySession]:
+        """The sessions that were sent ``event`` (with data ``where`` accepts), in the order opened."""
+        return [s for s in self.sessions if s.got(event, where)]
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> int:
-        """Send a raw DISPATCH to every identified session that the intents let see it; returns how many."""
+        """Send a raw DISPATCH to the identified sessions of the shard owning its guild (DMs: shard 0) that
+        the intents let see it; returns how many got it."""
         return await self.gateway.dispatch(event, data)
 
     # ------------------------------------------------------------------ driver: users act

@@ -1,6 +1,6 @@
 """The gateway: WebSocket sessions (HELLO, heartbeat ACKs, IDENTIFY -> READY and GUILD_CREATEs, RESUME ->
-INVALID_SESSION, REQUEST_GUILD_MEMBERS -> GUILD_MEMBERS_CHUNK), and dispatching events to the sessions
-whose intents let them see each one."""
+INVALID_SESSION, REQUEST_GUILD_MEMBERS -> GUILD_MEMBERS_CHUNK), sharding, and dispatching events to the
+sessions whose shard and intents let them see each one."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import json
 import secrets
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -23,11 +24,13 @@ from tests.fakes.discord.records import (
     MESSAGE_CONTENT,
     PRIVILEGED_INTENTS,
 )
-from tests.fakes.discord.state import DiscordState
+from tests.fakes.discord.state import DiscordState, shard_of
 from tests.fakes.loopback import Changes
 
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_PRESENCE, OP_VOICE_STATE, OP_RESUME = 0, 1, 2, 3, 4, 6
 OP_REQUEST_MEMBERS, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 8, 9, 10, 11
+_GUILD_EVENTS = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
+"""Events whose ``id`` is the guild's (the others name it in ``guild_id``)."""
 
 
 def compressor(kind: str | None) -> Callable[[bytes], bytes] | None:
@@ -50,8 +53,25 @@ def compressor(kind: str | None) -> Callable[[bytes], bytes] | None:
     return None
 
 
+def event_guild_id(event: str, data: dict[str, Any]) -> int | None:
+    """The guild an event belongs to (None: a DM or no guild at all)."""
+    raw = data.get("id") if event in _GUILD_EVENTS else data.get("guild_id")
+    return int(raw) if raw is not None else None
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """One DISPATCH a session was sent."""
+
+    seq: int
+    name: str
+    """``READY``, ``GUILD_CREATE``, ``MESSAGE_CREATE``, ``INTERACTION_CREATE``..."""
+    data: dict[str, Any]
+    """The ``d`` as this session got it (after its intents' filtering)."""
+
+
 class GatewaySession:
-    """One gateway connection: sequence numbers, compression, intents."""
+    """One gateway connection: its shard, intents, sequence numbers, compression, and what it was sent."""
 
     def __init__(
         self, ws: web.WebSocketResponse, compress: Callable[[bytes], bytes] | None, query: dict[str, str]
@@ -63,12 +83,43 @@ class GatewaySession:
         self.seq = 0
         self.intents = 0
         self.identified = False
+        self.closed = False
         self.session_id = secrets.token_hex(16)
-        self.shard: list[int] | None = None
+        self.shard: tuple[int, int] | None = None
+        """``(shard_id, shard_count)`` from IDENTIFY; None when the bot sent none (one shard)."""
         self.presence: dict[str, Any] | None = None
         self.received: list[dict[str, Any]] = []
         """Every payload the bot sent on this connection."""
+        self.events: list[GatewayEvent] = []
+        """Every DISPATCH sent on this connection, READY and GUILD_CREATEs included, in order."""
         self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "identified" if self.identified else "open"
+        return f"<GatewaySession shard={self.shard} {state} events={len(self.events)}>"
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard else 0
+
+    @property
+    def shard_count(self) -> int:
+        return self.shard[1] if self.shard else 1
+
+    @property
+    def guild_ids(self) -> list[int]:
+        """The guilds this session was sent a GUILD_CREATE for, in order."""
+        return [int(e.data["id"]) for e in self.events if e.name == "GUILD_CREATE"]
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session's shard gets the events of ``guild_id``; DMs (None) go to shard 0."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_of(guild_id, self.shard_count) == self.shard_id
+
+    def got(self, event: str, where: Callable[[dict[str, Any]], bool] | None = None) -> bool:
+        """Whether this session was sent ``event`` (with data that ``where`` accepts)."""
+        return any(e.name == event and (where is None or where(e.data)) for e in self.events)
 
     async def send(self, op: int, data: Any, event: str | None = None) -> None:
         async with self._lock:  # compression is one stream: frames must leave in the order compressed
@@ -76,6 +127,7 @@ class GatewaySession:
             if op == OP_DISPATCH:
                 self.seq += 1
                 payload["s"] = self.seq
+                self.events.append(GatewayEvent(self.seq, str(event), data))
             text = json.dumps(payload, separators=(",", ":"))
             if self.compress is not None:
                 await self.ws.send_bytes(self.compress(text.encode()))
@@ -84,13 +136,13 @@ class GatewaySession:
 
 
 class Gateway:
-    """The open gateway sessions, and the events sent to them."""
+    """Every gateway session, and the events sent to them."""
 
     def __init__(self, state: DiscordState, changes: Changes) -> None:
         self.state = state
         self.changes = changes
         self.sessions: list[GatewaySession] = []
-        """The open connections."""
+        """Every connection, in the order opened (closed ones stay, with ``closed`` True)."""
         self.queries: list[dict[str, str]] = []
         self.compression: list[str | None] = []
         self.identifies: list[dict[str, Any]] = []
@@ -102,19 +154,20 @@ class Gateway:
     @property
     def ready_sessions(self) -> list[GatewaySession]:
         """The open sessions that have identified."""
-        return [s for s in self.sessions if s.identified]
+        return [s for s in self.sessions if s.identified and not s.closed]
 
     async def close_all(self, code: int, message: bytes) -> None:
-        for session in list(self.sessions):
+        for session in [s for s in self.sessions if not s.closed]:
             with contextlib.suppress(Exception):
                 await session.ws.close(code=code, message=message)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> int:
-        """Send a DISPATCH to every identified session whose intents let it see the event; returns how
-        many got it."""
+        """Send a DISPATCH to every identified session of the shard that owns the event's guild (DMs:
+        shard 0) whose intents let it see the event; returns how many got it."""
+        guild_id = event_guild_id(event, data)
         sent = 0
         for session in self.ready_sessions:
-            payload = self._filtered(session, event, data)
+            payload = self._filtered(session, event, data) if session.owns(guild_id) else None
             if payload is None:
                 continue
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -170,7 +223,7 @@ class Gateway:
                 session.received.append(payload)
                 await self._on_payload(session, payload)
         finally:
-            self.sessions.remove(session)
+            session.closed = True
             self.changes.notify()
         return ws
 
@@ -204,6 +257,21 @@ class Gateway:
             chunk["nonce"] = data["nonce"]
         await session.send(OP_DISPATCH, chunk, "GUILD_MEMBERS_CHUNK")
 
+    @staticmethod
+    def _shard(data: dict[str, Any]) -> tuple[int, int] | None:
+        """IDENTIFY's ``shard: [shard_id, shard_count]``; ValueError when malformed."""
+        shard = data.get("shard")
+        if shard is None:
+            return None
+        if (
+            not isinstance(shard, list)
+            or len(shard) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+            or not 0 <= shard[0] < shard[1]
+        ):
+            raise ValueError(shard)
+        return shard[0], shard[1]
+
     async def _identify(self, session: GatewaySession, data: dict[str, Any]) -> None:
         state = self.state
         self.identifies.append({**data, "token": "***"})
@@ -220,9 +288,13 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~state.privileged_intents:
             await session.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
+        try:
+            session.shard = self._shard(data)
+        except ValueError:
+            await session.ws.close(code=4010, message=b"Invalid shard.")
+            return
         session.intents = intents
-        session.shard = data.get("shard")
-        guilds = list(state.guilds.values())
+        guilds = [g for g in state.guilds.values() if session.owns(g.id)]
         ready: dict[str, Any] = {
             "v": API_VERSION,
             "user": {**state.bot.to_dict(), "verified": True, "mfa_enabled": False, "email": None},
@@ -239,7 +311,7 @@ class Gateway:
             "_trace": ["fake"],
         }
         if session.shard is not None:
-            ready["shard"] = session.shard
+            ready["shard"] = list(session.shard)
         await session.send(OP_DISPATCH, ready, "READY")
         if intents & GUILDS:
             for guild in guilds:

@@ -131,7 +131,7 @@ class Rest:
     async def _gateway_bot(self, req: RestRequest) -> dict[str, Any]:
         return {
             "url": self.gateway.url,
-            "shards": 1,
+            "shards": self.state.shard_count,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 999,

@@ -24,6 +24,15 @@ from tests.fakes.discord.records import (
 )
 from tests.fakes.loopback import image_size
 
+SHARD_SPREAD = 2520
+"""The least common multiple of 1..10: a guild id whose ``(id >> 22) % SHARD_SPREAD`` is ``k`` falls on
+shard ``k % n`` for every shard count ``n`` from 1 to 10."""
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that owns a guild, as Discord routes: ``(guild_id >> 22) % shard_count``."""
+    return (guild_id >> 22) % shard_count
+
 
 class DiscordState:
     """What the fake Discord knows; the gateway, the REST API and the interactions share one."""
@@ -37,12 +46,14 @@ class DiscordState:
         interaction_deadline: float | None,
         heartbeat_interval_ms: int,
         echo_bot_messages: bool,
+        shard_count: int,
     ) -> None:
         self.token = token
         self.privileged_intents = privileged_intents
         self.interaction_deadline = interaction_deadline
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.echo_bot_messages = echo_bot_messages
+        self.shard_count = shard_count
         self.port = 0
         self._last_snowflake = 0
         self.bot = DcUser(self.snowflake(), bot_name, None, bot=True)
@@ -66,9 +77,15 @@ class DiscordState:
 
     # ------------------------------------------------------------------ ids, people and places
 
-    def snowflake(self) -> int:
-        """A new id, later than every earlier one."""
+    def snowflake(self, *, shard: int | None = None) -> int:
+        """A new id, later than every earlier one; ``shard``: its timestamp is ``shard`` modulo
+        :data:`SHARD_SPREAD` (a guild id on shard ``shard % n`` for shard counts ``n`` up to 10)."""
         value = max((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22, self._last_snowflake + 1)
+        if shard is not None:
+            if not 0 <= shard < SHARD_SPREAD:
+                raise ValueError(f"shard must be in 0..{SHARD_SPREAD - 1}, not {shard}")
+            stamp = value >> 22
+            value = max(value, (stamp + (shard - stamp) % SHARD_SPREAD) << 22)
         self._last_snowflake = value
         return value
 
@@ -80,9 +97,16 @@ class DiscordState:
                 guild.member_ids.append(user.id)
         return user
 
-    def add_guild(self, name: str, channels: Sequence[str]) -> DcGuild:
-        """A guild with text channels."""
-        guild = DcGuild(self.snowflake(), name, self.owner.id, member_ids=[self.bot.id, self.owner.id])
+    def add_guild(
+        self, name: str, channels: Sequence[str], *, shard: int | None, guild_id: int | None
+    ) -> DcGuild:
+        """A guild with text channels; its id is ``guild_id``, or one on shard ``shard`` (default: the
+        guild's number in creation order, so that guilds take turns on the shards)."""
+        if guild_id is None:
+            guild_id = self.snowflake(shard=len(self.guilds) if shard is None else shard)
+        elif guild_id in self.guilds:
+            raise ValueError(f"guild {guild_id} exists already")
+        guild = DcGuild(guild_id, name, self.owner.id, member_ids=[self.bot.id, self.owner.id])
         for position, channel_name in enumerate(channels):
             channel = DcChannel(self.snowflake(), 0, channel_name, guild.id, position=position)
             guild.channels.append(channel)
