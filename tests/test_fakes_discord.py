@@ -368,6 +368,11 @@ def by_shard(fake: FakeDiscord) -> dict[tuple[int, int] | None, GatewaySession]:
     return {s.shard: s for s in fake.sessions if not s.closed}
 
 
+def created(fake: FakeDiscord, message: dict[str, Any]) -> list[GatewaySession]:
+    """The sessions that were sent the MESSAGE_CREATE of ``message``."""
+    return fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == message["id"])
+
+
 async def test_guild_ids_take_turns_on_the_shards_or_go_where_asked() -> None:
     fake = FakeDiscord()
     guilds = [fake.guild, *(fake.add_guild(f"Guild {i}") for i in range(1, 6))]
@@ -407,7 +412,7 @@ async def test_two_clients_each_get_only_their_shards_guilds_and_events(point_di
             sent = await fake.send_message(alice, second.channels[0], "hello one", mention_bot=True)
             got = await asyncio.wait_for(one.inbox.get(), 5)
             assert got.id == int(sent["id"]) and got.guild is not None and got.guild.shard_id == 1
-            assert fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == sent["id"]) == [sessions[(1, 2)]]
+            assert created(fake, sent) == [sessions[(1, 2)]]
 
             # One in a guild of shard 0, and a DM (shard 0, as on Discord), reach the shard-0 client only.
             in_third = await fake.send_message(alice, third.channels[0], "hello zero", mention_bot=True)
@@ -415,9 +420,7 @@ async def test_two_clients_each_get_only_their_shards_guilds_and_events(point_di
             got_third = await asyncio.wait_for(zero.inbox.get(), 5)
             got_dm = await asyncio.wait_for(zero.inbox.get(), 5)
             assert [got_third.id, got_dm.id] == [int(in_third["id"]), int(in_dm["id"])]
-            for message in (in_third, in_dm):
-                recipients = fake.recipients("MESSAGE_CREATE", lambda d, m=message: d["id"] == m["id"])
-                assert recipients == [sessions[(0, 2)]]
+            assert created(fake, in_third) == created(fake, in_dm) == [sessions[(0, 2)]]
             assert zero.inbox.empty() and one.inbox.empty()
 
             # A slash command in a guild of shard 1 is answered by the shard-1 client.
@@ -447,7 +450,7 @@ async def test_an_auto_sharded_client_opens_the_recommended_shards(point_discord
             sent = await fake.send_message(alice, second.channels[0], "hi", mention_bot=True)
             got = await asyncio.wait_for(bot.inbox.get(), 5)
             assert got.id == int(sent["id"])
-            assert fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == sent["id"]) == [sessions[(1, 2)]]
+            assert created(fake, sent) == [sessions[(1, 2)]]
 
             joined = await fake.join_guild("Joined Later", shard=0)
             guild_create = fake.recipients("GUILD_CREATE", lambda d: d["id"] == str(joined.id))

@@ -43,7 +43,7 @@ class _Part(Generic[T]):
     def __get__(self, obj: object | None, objtype: type | None = None) -> T | _Part[T]:
         if obj is None:
             return self
-        return getattr(getattr(obj, self.part), str(self.name))  # type: ignore[no-any-return]
+        return getattr(getattr(obj, self.part), str(self.name))
 
     def __set__(self, obj: object, value: T) -> None:
         setattr(getattr(obj, self.part), str(self.name), value)
@@ -59,6 +59,8 @@ class FakeDiscord(LoopbackServer):
     :meth:`select_option`; the bot's REST calls land in :attr:`calls` and can be awaited with
     :meth:`wait_for`, :meth:`wait_for_messages`, :meth:`wait_for_response`, :meth:`wait_for_followups`;
     the gateway connections are :attr:`sessions`, each with its shard and the events it was sent.
+
+    The parts behind it: :attr:`state` (what the fake knows), :attr:`gateway` and :attr:`rest`.
     """
 
     token = _Part[str]("state")
