@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import threading
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import discord
 import discord.http
 import pytest
@@ -17,7 +19,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket, KeepAliveHandler
 from PIL import Image, ImageDraw
 
-from tests.fakes.discord import EPHEMERAL, FakeDiscord
+from tests.fakes.discord import EPHEMERAL, FakeDiscord, GatewaySession
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -311,3 +313,158 @@ async def test_bad_token_and_missing_privileged_intent_fail_like_discord(point_d
             await bot.start(fake.token)
         await bot.close()
     assert_clean(threads_before)
+
+
+# Sharding -------------------------------------------------------------------------------------------
+
+
+class ShardedBot(discord.AutoShardedClient):
+    """A discord.py ``AutoShardedClient``: messages it gets go to :attr:`inbox`; ``/shard`` says which shard
+    answered."""
+
+    def __init__(self, *, sync: bool = False, **options: Any) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.1, **options)
+        self.sync = sync
+        self.inbox: asyncio.Queue[discord.Message] = asyncio.Queue()
+        self.tree = app_commands.CommandTree(self)
+
+        @self.tree.command(name="shard", description="Which shard answers")
+        async def shard(interaction: discord.Interaction) -> None:
+            where = interaction.guild.shard_id if interaction.guild else None
+            await interaction.response.send_message(f"shard {where} of {self.shard_ids}")
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """No 5-second wait between the shards' IDENTIFYs (the fake has no identify rate limit)."""
+
+    async def setup_hook(self) -> None:
+        # Given a shard_count, AutoShardedClient connects to DEFAULT_GATEWAY without asking /gateway/bot.
+        _, gateway, _ = await self.http.get_bot_gateway()
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+        if self.sync:
+            await self.tree.sync()
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author != self.user:
+            self.inbox.put_nowait(message)
+
+
+@contextlib.asynccontextmanager
+async def connected(fake: FakeDiscord, *bots: discord.Client) -> AsyncIterator[None]:
+    """Start ``bots`` on the fake and wait until each is ready; close them all afterwards."""
+    tasks = [asyncio.create_task(bot.start(fake.token)) for bot in bots]
+    try:
+        for bot, task in zip(bots, tasks, strict=True):
+            await first(task, bot.wait_until_ready())
+        yield
+    finally:
+        for bot in bots:
+            await bot.close()
+        for task in tasks:
+            await task
+
+
+def by_shard(fake: FakeDiscord) -> dict[tuple[int, int] | None, GatewaySession]:
+    """The open gateway sessions by their ``(shard_id, shard_count)``."""
+    return {s.shard: s for s in fake.sessions if not s.closed}
+
+
+def created(fake: FakeDiscord, message: dict[str, Any]) -> list[GatewaySession]:
+    """The sessions that were sent the MESSAGE_CREATE of ``message``."""
+    return fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == message["id"])
+
+
+async def test_guild_ids_take_turns_on_the_shards_or_go_where_asked() -> None:
+    fake = FakeDiscord()
+    guilds = [fake.guild, *(fake.add_guild(f"Guild {i}") for i in range(1, 6))]
+    for count in range(1, 11):
+        assert [fake.shard_of(g, count) for g in guilds] == [i % count for i in range(6)]
+    pinned = fake.add_guild("Pinned", shard=7)
+    assert [fake.shard_of(pinned, n) for n in (1, 2, 3, 8, 10)] == [0, 1, 1, 7, 7]
+    explicit = fake.add_guild("Explicit", guild_id=(41 << 22) | 5)
+    assert explicit.id == (41 << 22) | 5 and fake.shard_of(explicit, 4) == 1
+    assert fake.shard_of(explicit) == 0  # the fake recommends one shard by default
+    with pytest.raises(ValueError, match="exists already"):
+        fake.add_guild("Again", guild_id=explicit.id)
+
+
+async def test_two_clients_each_get_only_their_shards_guilds_and_events(point_discord_py: None) -> None:
+    threads_before = set(threading.enumerate())
+    async with FakeDiscord() as fake:
+        discord.http.Route.BASE = fake.api_url
+        second, third = fake.add_guild("Second Guild"), fake.add_guild("Third Guild")
+        assert [fake.shard_of(g, 2) for g in (fake.guild, second, third)] == [0, 1, 0]
+        zero = ShardedBot(shard_ids=[0], shard_count=2, sync=True)
+        one = ShardedBot(shard_ids=[1], shard_count=2)
+        async with connected(fake, zero, one):
+            sessions = by_shard(fake)
+            assert set(sessions) == {(0, 2), (1, 2)}
+            assert [i["shard"] for i in fake.identifies] in ([[0, 2], [1, 2]], [[1, 2], [0, 2]])
+            ready = sessions[(1, 2)].events[0]
+            assert ready.name == "READY" and ready.data["shard"] == [1, 2]
+            assert ready.data["guilds"] == [{"id": str(second.id), "unavailable": True}]
+            assert sessions[(0, 2)].guild_ids == [fake.guild.id, third.id]
+            assert sessions[(1, 2)].guild_ids == [second.id]
+            assert {g.id for g in zero.guilds} == {fake.guild.id, third.id}
+            assert [g.id for g in one.guilds] == [second.id]
+
+            # A message in a guild of shard 1 reaches the shard-1 client only.
+            alice = fake.add_user("alice")
+            sent = await fake.send_message(alice, second.channels[0], "hello one", mention_bot=True)
+            got = await asyncio.wait_for(one.inbox.get(), 5)
+            assert got.id == int(sent["id"]) and got.guild is not None and got.guild.shard_id == 1
+            assert created(fake, sent) == [sessions[(1, 2)]]
+
+            # One in a guild of shard 0, and a DM (shard 0, as on Discord), reach the shard-0 client only.
+            in_third = await fake.send_message(alice, third.channels[0], "hello zero", mention_bot=True)
+            in_dm = await fake.send_message(alice, fake.dm_channel(alice), "hello DM")
+            got_third = await asyncio.wait_for(zero.inbox.get(), 5)
+            got_dm = await asyncio.wait_for(zero.inbox.get(), 5)
+            assert [got_third.id, got_dm.id] == [int(in_third["id"]), int(in_dm["id"])]
+            assert created(fake, in_third) == created(fake, in_dm) == [sessions[(0, 2)]]
+            assert zero.inbox.empty() and one.inbox.empty()
+
+            # A slash command in a guild of shard 1 is answered by the shard-1 client.
+            interaction = await fake.slash_command(alice, second.channels[0], "shard")
+            response = await fake.wait_for_response(interaction)
+            assert response.content == "shard 1 of [1]"
+            assert fake.recipients("INTERACTION_CREATE") == [sessions[(1, 2)]]
+    assert_clean(threads_before)
+
+
+async def test_an_auto_sharded_client_opens_the_recommended_shards(point_discord_py: None) -> None:
+    threads_before = set(threading.enumerate())
+    async with FakeDiscord(shard_count=2) as fake:
+        discord.http.Route.BASE = fake.api_url
+        second = fake.add_guild("Second Guild")
+        bot = ShardedBot()  # no shard_count: it asks /gateway/bot, which recommends 2
+        async with connected(fake, bot):
+            assert bot.shard_count == 2 and sorted(bot.shards) == [0, 1]
+            sessions = by_shard(fake)
+            assert {shard: s.guild_ids for shard, s in sessions.items()} == {
+                (0, 2): [fake.guild.id],
+                (1, 2): [second.id],
+            }
+            assert {g.id: g.shard_id for g in bot.guilds} == {fake.guild.id: 0, second.id: 1}
+
+            alice = fake.add_user("alice")
+            sent = await fake.send_message(alice, second.channels[0], "hi", mention_bot=True)
+            got = await asyncio.wait_for(bot.inbox.get(), 5)
+            assert got.id == int(sent["id"])
+            assert created(fake, sent) == [sessions[(1, 2)]]
+
+            joined = await fake.join_guild("Joined Later", shard=0)
+            guild_create = fake.recipients("GUILD_CREATE", lambda d: d["id"] == str(joined.id))
+            assert guild_create == [sessions[(0, 2)]]
+    assert_clean(threads_before)
+
+
+async def test_a_malformed_shard_is_refused_with_4010() -> None:
+    async with FakeDiscord() as fake, aiohttp.ClientSession() as http:
+        for shard in ([2, 2], [0], "0,1"):
+            async with http.ws_connect(f"{fake.gateway_url}?v=10&encoding=json") as ws:
+                assert (await ws.receive_json())["op"] == 10  # HELLO
+                identify = {"token": fake.token, "intents": 513, "properties": {}, "shard": shard}
+                await ws.send_json({"op": 2, "d": identify})
+                closed = await ws.receive()
+                assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4010)
+        assert not fake.connected and [s.shard for s in fake.sessions] == [None, None, None]

@@ -31,11 +31,19 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import Changes, serve_on_loopback
+from tests.fakes.loopback import (
+    CallLog,
+    Changes,
+    LoopbackServer,
+    UploadedFile,
+    image_size,
+    json_response,
+    read_body,
+)
 
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Telegram lets bots download files of at most 20 MB."""
@@ -93,8 +101,6 @@ _NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 
-T = TypeVar("T")
-
 
 class _ApiError(Exception):
     def __init__(self, code: int, description: str, parameters: dict[str, Any] | None = None) -> None:
@@ -151,16 +157,6 @@ class TgChat:
         if self.title is not None:
             data["title"] = self.title
         return data
-
-
-@dataclass
-class UploadedFile:
-    """One multipart file part the bot uploaded."""
-
-    field: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
 
 
 @dataclass
@@ -231,6 +227,10 @@ class BotCall:
     def callback_data(self) -> list[str]:
         """``callback_data`` of every inline button."""
         return [b["callback_data"] for b in self.buttons if "callback_data" in b]
+
+    def summary(self) -> str:
+        """``method(chat)``, and the error of a failed call, for timeout messages."""
+        return f"{self.method}({self.chat_id}){'' if self.ok else ' FAILED: ' + str(self.error)}"
 
 
 def _utf16_len(text: str) -> int:
@@ -350,16 +350,6 @@ def _check_markup(markup: Any) -> dict[str, Any] | None:
     return markup
 
 
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Exception:
-        return None
-
-
 def _photo_variants(data: bytes, size: tuple[int, int]) -> list[tuple[int, int, bytes]]:
     """Telegram-like thumbnails (JPEG, boxed to 90/320/800/1280 px) smaller than the photo, then the photo."""
     width, height = size
@@ -390,7 +380,7 @@ def _as_int(value: Any) -> Any:
     return value
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """A loopback Telegram Bot API server with a driver API for tests.
 
     Use as ``async with FakeTelegram() as fake:``; then point PTB at :attr:`base_url` and
@@ -418,14 +408,14 @@ class FakeTelegram:
             language_code=None,
             is_bot=True,
         )
-        self.calls: list[BotCall] = []
+        self._log = CallLog[BotCall](BotCall.summary)
+        self.calls: list[BotCall] = self._log.calls
         """Every bot call except ``getUpdates``, in order (failed ones too, with ``ok`` False)."""
         self.commands: list[dict[str, Any]] = []
         """The last ``setMyCommands`` list."""
         self.webhook_url = ""
         self.updates_delivered = 0
         """How many updates ``getUpdates`` has handed out (a redelivery counts again)."""
-        self.port = 0
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(10_000_001)
         self._user_ids = itertools.count(100_000_001)
@@ -441,20 +431,12 @@ class FakeTelegram:
         self._files: dict[str, StoredFile] = {}
         self._files_by_path: dict[str, StoredFile] = {}
         self._queries: dict[str, bool] = {}
-        self._failures: dict[str, list[_ApiError]] = {}
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
         self._updates_changed = Changes()
-        self._calls_changed = Changes()
         self._closing = False
-        self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -466,27 +448,16 @@ class FakeTelegram:
         """What to pass to ``ApplicationBuilder().base_file_url()`` (PTB appends the token)."""
         return f"{self.url}/file/bot"
 
-    async def start(self) -> FakeTelegram:
-        """Listen on 127.0.0.1 on a free port."""
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner, self.port = await serve_on_loopback(app)
-        return self
+        return app
 
-    async def stop(self) -> None:
-        """End pending long polls and close the server (stop the bot first)."""
+    async def _before_stop(self) -> None:
+        """End pending long polls (stop the bot first)."""
         self._closing = True
         self._updates_changed.notify()
-        self._calls_changed.notify()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTelegram:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        self._log.changes.notify()
 
     # ------------------------------------------------------------------ driver: people and chats
 
@@ -550,7 +521,7 @@ class FakeTelegram:
         the reported size of the largest entry (to stand for a huge file); ``size`` gives (width, height)
         when ``data`` is not a decodable image.
         """
-        dims = size or _image_size(data)
+        dims = size or image_size(data)
         if dims is None:
             raise ValueError(
                 "send_photo needs image bytes (or size=(w, h)); use send_document for other data"
@@ -636,7 +607,7 @@ class FakeTelegram:
         """Make the next call of ``method`` fail with this error (``retry_after`` gives a 429 flood wait)."""
         parameters = None if retry_after is None else {"retry_after": retry_after}
         code = 429 if retry_after is not None else error_code
-        self._failures.setdefault(method.lower(), []).append(_ApiError(code, description, parameters))
+        self._log.fail_next(method.lower(), _ApiError(code, description, parameters))
 
     @property
     def pending_updates(self) -> int:
@@ -665,16 +636,12 @@ class FakeTelegram:
         self, chat: TgChat | TgUser | int, count: int = 1, timeout: float = 5.0
     ) -> list[BotCall]:
         """Wait until the bot has put ``count`` messages (MESSAGE_METHODS) into ``chat``; return them all."""
-
-        def check() -> list[BotCall] | None:
-            found = [c for c in self.sent_to(chat) if c.method in MESSAGE_METHODS]
-            return found if len(found) >= count else None
-
         chat_id = chat if isinstance(chat, int) else chat.id
-        return await self._calls_changed.until(
-            check,
-            timeout,
-            lambda: f"bot sent fewer than {count} messages to chat {chat_id}; {self._summary()}",
+        return await self._log.at_least(
+            lambda c: c.ok and c.chat_id == chat_id and c.method in MESSAGE_METHODS,
+            count,
+            timeout=timeout,
+            missing=f"bot sent fewer than {count} messages to chat {chat_id}",
         )
 
     async def wait_for_call(
@@ -688,19 +655,16 @@ class FakeTelegram:
     ) -> BotCall:
         """The first successful call (index >= ``after``) matching ``method``, ``chat`` and ``predicate``."""
         chat_id = chat if chat is None or isinstance(chat, int) else chat.id
-
-        def check() -> BotCall | None:
-            for call in self.calls[after:]:
-                if not call.ok or (method is not None and call.method != method):
-                    continue
-                if chat_id is not None and call.chat_id != chat_id:
-                    continue
-                if predicate is None or predicate(call):
-                    return call
-            return None
-
-        return await self._calls_changed.until(
-            check, timeout, lambda: f"no {method or 'call'} matched (chat {chat_id}); {self._summary()}"
+        return await self._log.first(
+            lambda c: (
+                c.ok
+                and (method is None or c.method == method)
+                and (chat_id is None or c.chat_id == chat_id)
+                and (predicate is None or predicate(c))
+            ),
+            after=after,
+            timeout=timeout,
+            missing=f"no {method or 'call'} matched (chat {chat_id})",
         )
 
     async def wait_for_answer(self, query_id: str, timeout: float = 5.0) -> BotCall:
@@ -710,12 +674,6 @@ class FakeTelegram:
             predicate=lambda c: str(c.params.get("callback_query_id")) == query_id,
             timeout=timeout,
         )
-
-    def _summary(self) -> str:
-        shown = [
-            f"{c.method}({c.chat_id}){'' if c.ok else ' FAILED: ' + str(c.error)}" for c in self.calls[-12:]
-        ]
-        return f"bot calls so far ({len(self.calls)}): {', '.join(shown) or 'none'}"
 
     # ------------------------------------------------------------------ internals: state
 
@@ -802,35 +760,26 @@ class FakeTelegram:
                 return self._error(exc)
         handler = self._handlers().get(name)
         call = BotCall(len(self.calls), handler[0] if handler else method, params, files)
-        self.calls.append(call)
-        try:
-            if handler is None:
-                raise _ApiError(404, "Not Found")
-            failures = self._failures.get(name)
-            if failures:
-                raise failures.pop(0)
-            call.result = await handler[1](call)
-            return self._ok(call.result)
-        except _ApiError as exc:
-            call.ok, call.error = False, exc.description
-            return self._error(exc)
-        finally:
-            self._calls_changed.notify()
+        with self._log.recording(call):
+            try:
+                if handler is None:
+                    raise _ApiError(404, "Not Found")
+                failure = self._log.injected_failure(name)
+                if failure is not None:
+                    raise failure
+                call.result = await handler[1](call)
+                return self._ok(call.result)
+            except _ApiError as exc:
+                call.ok, call.error = False, exc.description
+                return self._error(exc)
 
     @staticmethod
     async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, UploadedFile]]:
-        raw: dict[str, Any] = dict(request.query)
-        files: dict[str, UploadedFile] = {}
-        if request.content_type == "application/json":
-            body = await request.json()
-            raw.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()})
-        elif request.can_read_body:
-            form = await request.post()
-            for key, value in form.items():
-                if isinstance(value, web.FileField):
-                    files[key] = UploadedFile(key, value.filename, value.content_type, value.file.read())
-                else:
-                    raw[key] = value
+        body = await read_body(request)
+        raw: dict[str, Any] = {**request.query, **body.form}
+        if isinstance(body.json, dict):
+            raw.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in body.json.items()})
+        files = {f.field: f for f in body.files}
         params: dict[str, Any] = {}
         for key, value in raw.items():
             if key in _JSON_PARAMS and isinstance(value, str):
@@ -845,14 +794,14 @@ class FakeTelegram:
 
     @staticmethod
     def _ok(result: Any) -> web.Response:
-        return web.json_response({"ok": True, "result": result})
+        return json_response({"ok": True, "result": result})
 
     @staticmethod
     def _error(exc: _ApiError) -> web.Response:
         body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
         if exc.parameters:
             body["parameters"] = exc.parameters
-        return web.json_response(body, status=exc.code)
+        return json_response(body, exc.code)
 
     def _download(self, token: str, file_path: str) -> web.Response:
         stored = self._files_by_path.get(file_path)
@@ -1040,7 +989,7 @@ class FakeTelegram:
         content = self._text_content(call, "caption", 1024)
         sizes: list[dict[str, Any]] = []
         if data is not None:
-            dims = _image_size(data)
+            dims = image_size(data)
             if dims is None:
                 raise _bad("IMAGE_PROCESS_FAILED")
             if sum(dims) > 10_000 or max(dims) > 20 * min(dims):
