@@ -13,9 +13,10 @@ Policies:
 * ``match`` (default): every track aims at the mood of the face.
 * ``lift``: for sad, angry, fearful or disgusted faces, the list starts at the matching mood and
   moves step by step towards a calmer or happier one (the "iso principle" of music therapy: meet
-  the listener's mood first, then lead it). Track ``i`` of ``n`` aims at the point a fraction
-  ``i / (n - 1)`` of the way from the start to the goal. Faces whose mood needs no lifting
-  (happy, neutral, surprise) get the ``match`` list.
+  the listener's mood first, then lead it). Track ``i`` of ``n`` aims a fraction ``i / (n - 1)``
+  of the way from the start to the goal (:meth:`MoodPlan.mix`; the fitted ranking rounds it to
+  quarters and mixes the two moods' fits). Faces whose mood needs no lifting (happy, neutral,
+  surprise) get the ``match`` list.
 """
 
 from __future__ import annotations
