@@ -1,13 +1,15 @@
 """Music benchmark: catalog import time and per-request recommendation time.
 
 Generates a synthetic catalog in the Kaggle "Spotify Dataset 1921-2020" ``tracks.csv`` layout
-(600,000 rows by default, the size of the real file, about 110 MB; :mod:`core.music.synthetic`, with
-1% duplicate ids, 1% duplicate name+artists and 0.3% invalid rows), then times:
+(600,000 rows by default, the size of the real file, about 110 MB; :mod:`tests.synthetic_catalog`,
+with 1% duplicate ids, 1% duplicate name+artists and 0.3% invalid rows), then times:
 
 * the import (read, validate, de-duplicate, choose k, cluster, assign) and the Parquet write;
 * loading the imported catalog (what a bot start does), also through the cache of a raw CSV;
-* single recommendations (every emotion, both policies, n=10, then n=50 and a "more tracks"
-  request excluding 40 ids), reporting p50 / p95 / max in milliseconds.
+* single recommendations (every emotion, both policies, n=10, then n=50, the same with a seed (a
+  varied list) and a "more tracks" request excluding 40 ids and avoiding 20 recent ones), reporting
+  p50 / p95 / max in milliseconds. The first request of each mood sorts that mood's ranking (once per
+  catalog); it is timed separately as ``first_request_ms`` and left out of the percentiles.
 
 The same is measured on the real 14k-track shared catalog when present. Targets: import of 600k
 rows under 60 s; one recommendation under 5 ms. Prints the figures and writes them as JSON.
@@ -51,24 +53,33 @@ def percentiles_ms(samples: list[float]) -> dict[str, float]:
 
 
 def time_requests(catalog: Catalog, repeats: int) -> dict[str, Any]:
-    """Per-request latency over every emotion and policy (n=10), n=50, and "more tracks"."""
+    """Per-request latency over every emotion and policy (n=10), n=50, seeded, and "more tracks"."""
     out: dict[str, Any] = {}
-    for label, n in (("n10", 10), ("n50", 50)):
+    first = []
+    for emotion in EMOTIONS:  # the first request of each plan sorts its ranking: timed on its own
+        for policy in ("match", "lift"):
+            t0 = time.perf_counter()
+            catalog.recommend(emotion=emotion, n=50, policy=policy)
+            first.append(time.perf_counter() - t0)
+    out["first_request_ms"] = percentiles_ms(first)
+    for label, n, seeded in (("n10", 10, False), ("n50", 50, False), ("n10_seeded", 10, True)):
         samples = []
-        for _ in range(repeats):
+        for r in range(repeats):
             for emotion in EMOTIONS:
                 for policy in ("match", "lift"):
+                    seed = r if seeded else None
                     t0 = time.perf_counter()
-                    catalog.recommend(emotion=emotion, n=n, policy=policy)
+                    catalog.recommend(emotion=emotion, n=n, policy=policy, seed=seed)
                     samples.append(time.perf_counter() - t0)
         out[label] = percentiles_ms(samples)
     shown = {t.id for t in catalog.recommend(emotion="happy", n=40)}
+    recent = [t.id for t in catalog.recommend(emotion="happy", n=20, exclude=shown)]
     samples = []
-    for _ in range(repeats * 14):
+    for r in range(repeats * 14):
         t0 = time.perf_counter()
-        catalog.recommend(emotion="happy", n=10, exclude=shown)
+        catalog.recommend(emotion="happy", n=10, exclude=shown, recent=recent, seed=r)
         samples.append(time.perf_counter() - t0)
-    out["more_tracks_n10_exclude40"] = percentiles_ms(samples)
+    out["more_tracks_n10_exclude40_recent20_seeded"] = percentiles_ms(samples)
     return out
 
 
@@ -150,11 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             f"(from the CSV's cached import: {r['csv_cached_load_s']:.2f} s)"
         )
         for label, figures in rec.items():
+            if label == "first_request_ms":
+                print(f"  first request of each plan (sorts its ranking): max {figures['max_ms']:.1f} ms")
+                continue
             print(
                 f"  recommend {label}: p50 {figures['p50_ms']:.3f} ms, p95 {figures['p95_ms']:.3f} ms, "
                 f"max {figures['max_ms']:.3f} ms ({figures['requests']} requests)"
             )
-        ok &= rec["n10"]["p95_ms"] < 5
+        ok &= rec["n10"]["p95_ms"] < 5 and rec["n10_seeded"]["p95_ms"] < 5
     big = results["synthetic_kaggle_1921_2020"]
     ok &= args.rows < 600_000 or big["import_and_save_s"] < 60
     ok &= big["report_matches_planted"]

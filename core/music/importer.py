@@ -11,8 +11,10 @@ Layouts recognised (column names are matched case-insensitively, through :data:`
   ``artist, track, track_id`` with ``spotify:track:<id>`` URIs, ``year``.
 
 Every row becomes: bare 22-character Spotify ``id``, ``name``, ``artists`` (a tuple), ``popularity``
-(0-100), ``year`` (or missing), ``genre`` (or missing) and the :data:`~core.music.schema.FEATURES`.
-Rows with a bad id, a missing value or a feature out of range are rejected and counted; then
+(0-100), ``year`` (or missing), ``genre`` (or missing), the :data:`~core.music.schema.FEATURES` and
+the :data:`~core.music.schema.OPTIONAL_FEATURES` (NaN where the file lacks the column or the value is
+missing or out of range). Rows with a bad id, a missing value or a required feature out of range are
+rejected and counted; then
 duplicates are dropped: the same id (first kept), then the same name and artists, compared
 case-insensitively (the most popular kept: the same song is often on an album and a single).
 """
@@ -40,7 +42,14 @@ from tqdm import tqdm
 from tqdm.utils import CallbackIOWrapper
 
 from core.music.errors import CatalogError
-from core.music.schema import FEATURE_RANGES, FEATURES, POPULARITY_RANGE, YEAR_RANGE
+from core.music.schema import (
+    FEATURE_RANGES,
+    FEATURES,
+    OPTIONAL_FEATURE_RANGES,
+    OPTIONAL_FEATURES,
+    POPULARITY_RANGE,
+    YEAR_RANGE,
+)
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("id", "track_id", "uri", "track_uri", "spotify_id"),
@@ -198,7 +207,7 @@ def resolve_columns(header: list[str], source: str) -> dict[str, str]:
     """Map schema fields to the file's column names; raises :class:`CatalogError` naming what is missing."""
     by_lower = {h.strip().lower(): h for h in header}
     found: dict[str, str] = {}
-    for fld, names in {**ALIASES, **{f: (f,) for f in FEATURES}}.items():
+    for fld, names in {**ALIASES, **{f: (f,) for f in (*FEATURES, *OPTIONAL_FEATURES)}}.items():
         for name in names:
             if name in by_lower:
                 found[fld] = by_lower[name]
@@ -273,6 +282,14 @@ def _normalise(chunk: pd.DataFrame, cols: dict[str, str], report: ImportReport) 
     else:
         year = pd.Series(np.nan, index=chunk.index)
     year = year.where(year.between(*YEAR_RANGE))
+    optional: dict[str, np.ndarray] = {}
+    for f in OPTIONAL_FEATURES:
+        if f in cols:
+            values = pd.to_numeric(chunk[cols[f]], errors="coerce")
+            values = values.where(values.between(*OPTIONAL_FEATURE_RANGES[f]))
+            optional[f] = values.to_numpy(dtype=np.float32, na_value=np.nan)[keep]
+        else:
+            optional[f] = np.full(int(keep.sum()), np.nan, dtype=np.float32)
     genre = np.full(len(chunk), None, dtype=object)
     if "genre" in cols:
         text = _as_text(chunk[cols["genre"]])
@@ -288,6 +305,7 @@ def _normalise(chunk: pd.DataFrame, cols: dict[str, str], report: ImportReport) 
             "year": year.to_numpy(dtype=np.float64, na_value=np.nan)[keep],
             "genre": genre[keep],
             **{f: v.to_numpy(dtype=np.float32)[keep] for f, v in features.items()},
+            **optional,
         }
     )
     return out_frame
@@ -312,10 +330,10 @@ def read_tracks(
 ) -> tuple[pd.DataFrame, ImportReport]:
     """Read, validate and de-duplicate a track CSV (plain, gzip, bz2 or xz).
 
-    Returns the tracks (columns ``id, name, artists, popularity, year, genre`` and the features;
-    ``year`` is float with NaN for unknown) and the report. ``progress=None`` shows a bar on big files
-    when stderr is a terminal. Raises FileNotFoundError, or :class:`CatalogError` for a file that
-    is not a usable catalog.
+    Returns the tracks (columns ``id, name, artists, popularity, year, genre``, the features and the
+    optional features; ``year`` and the optional features are float with NaN for unknown) and the
+    report. ``progress=None`` shows a bar on big files when stderr is a terminal. Raises
+    FileNotFoundError, or :class:`CatalogError` for a file that is not a usable catalog.
     """
     if not path.is_file():
         raise FileNotFoundError(f"no such catalog file: {path}")

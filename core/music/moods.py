@@ -1,16 +1,22 @@
-"""Emotion → music mood: the explicit table, the mood targets, and the two policies.
+"""Emotion → music mood: the explicit table, the moods, and the two policies.
 
-A mood is a target point in Spotify's (valence, energy) plane, both in [0, 1]. Catalog clusters
-are picked by the distance of their centroid to that point, never by cluster number.
+A mood is recognised by the fitted mood model (:mod:`core.music.profiles`: P(mood | track) from
+valence, energy, danceability, acousticness, instrumentalness, loudness and tempo, fitted on
+human-labelled tracks). Each mood also keeps a target point in Spotify's (valence, energy) plane,
+both in [0, 1]: it places the two moods the labelled data lacks (intense, dark) in the model's
+feature space, names clusters in diagnostics, and drives the legacy ranking that the fitted one is
+measured against. Catalog clusters are picked by how well their tracks fit the mood, never by
+cluster number.
 
 Policies:
 
 * ``match`` (default): every track aims at the mood of the face.
 * ``lift``: for sad, angry, fearful or disgusted faces, the list starts at the matching mood and
   moves step by step towards a calmer or happier one (the "iso principle" of music therapy: meet
-  the listener's mood first, then lead it). Track ``i`` of ``n`` aims at the point a fraction
-  ``i / (n - 1)`` of the way from the start to the goal. Faces whose mood needs no lifting
-  (happy, neutral, surprise) get the ``match`` list.
+  the listener's mood first, then lead it). Track ``i`` of ``n`` aims a fraction ``i / (n - 1)``
+  of the way from the start to the goal (:meth:`MoodPlan.mix`; the fitted ranking rounds it to
+  quarters and mixes the two moods' fits). Faces whose mood needs no lifting (happy, neutral,
+  surprise) get the ``match`` list.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ class Mood:
         """``(valence, energy)``."""
         return (self.valence, self.energy)
 
+    @property
+    def labelled(self) -> bool:
+        """True for the moods the mood model learnt from human labels; False for intense and dark."""
+        return self.name in LABELLED_MOODS
+
 
 MOODS: dict[str, Mood] = {
     m.name: m
@@ -47,6 +58,30 @@ MOODS: dict[str, Mood] = {
     )
 }
 """Every mood by name. ``happy``, ``sad``, ``calm`` and ``energetic`` are the ones users pick by name."""
+
+LABELLED_MOODS: tuple[str, ...] = ("happy", "sad", "calm", "energetic")
+"""Moods with human labels in ``moods-dev.csv`` (Happy, Sad, Calm, Energetic): fitted from data.
+
+``intense`` and ``dark`` are derived: placed at their (valence, energy) target, with the texture the
+labelled data has there (:mod:`core.music.profiles`)."""
+
+FEATURE_WORDS: dict[str, tuple[str, str]] = {
+    "valence": ("melancholic", "cheerful"),
+    "energy": ("low energy", "high energy"),
+    "danceability": ("loose rhythm", "danceable"),
+    "acousticness": ("electric", "acoustic"),
+    "instrumentalness": ("sung", "instrumental"),
+    "loudness": ("quiet", "loud"),
+    "tempo": ("slow", "fast"),
+}
+"""How a reply says a feature is low or high: ``(low word, high word)``. The explanation of a mood
+(:meth:`core.music.profiles.MoodModel.explain`) picks the words from the fitted profile: the
+features that set the mood apart most, e.g. ``"calm: instrumental, quiet, low energy"``."""
+EXPLAIN_WORDS = 3
+"""At most this many features are named."""
+EXPLAIN_MIN_Z = 0.5
+"""A feature is named only if the mood's mean sits at least this many standard deviations from the
+labelled tracks' mean."""
 
 EMOTION_MOODS: dict[str, str] = {
     "angry": "intense",
@@ -92,6 +127,12 @@ class MoodPlan:
         if not self.lifting:
             return self.start.label
         return f"{self.start.label}, lifting towards {self.goal.label}"
+
+    def mix(self, n: int) -> list[float]:
+        """``n`` fractions, one per list position: how far towards ``goal`` it aims (all 0 for ``match``)."""
+        if not self.lifting or n == 1:
+            return [0.0] * n
+        return [i / (n - 1) for i in range(n)]
 
     def targets(self, n: int) -> list[tuple[float, float]]:
         """``n`` (valence, energy) points, one per list position, from ``start`` to ``goal``."""

@@ -1,8 +1,8 @@
 """The one track schema every catalog layout is normalised to, and the :class:`Track` record.
 
-Audio features follow Spotify's definitions: ``valence``, ``energy``, ``danceability`` and
-``acousticness`` are in [0, 1]; ``loudness`` is in dB (about -60 to 0); ``tempo`` is in beats per
-minute. ``popularity`` is Spotify's 0-100 score.
+Audio features follow Spotify's definitions: ``valence``, ``energy``, ``danceability``,
+``acousticness`` and the optional ``instrumentalness`` are in [0, 1]; ``loudness`` is in dB (about
+-60 to 0); ``tempo`` is in beats per minute. ``popularity`` is Spotify's 0-100 score.
 """
 
 from __future__ import annotations
@@ -29,6 +29,17 @@ FEATURE_RANGES: dict[str, tuple[float, float]] = {
 
 FEATURES: tuple[str, ...] = tuple(FEATURE_RANGES)
 """Feature column names, in storage order."""
+
+OPTIONAL_FEATURE_RANGES: dict[str, tuple[float, float]] = {"instrumentalness": (0.0, 1.0)}
+"""Audio features read when the catalog has them (all three public layouts do), with their valid range.
+
+They describe mood (calm music is mostly instrumental) but not every catalog carries them, so a
+catalog without them still imports; a missing or out-of-range value is stored as unknown (null), never
+rejected. They are not clustered on (see :mod:`core.music.clustering`); the mood model uses them.
+"""
+
+OPTIONAL_FEATURES: tuple[str, ...] = tuple(OPTIONAL_FEATURE_RANGES)
+"""Optional feature column names, in storage order (after :data:`FEATURES`)."""
 
 POPULARITY_RANGE = (0, 100)
 YEAR_RANGE = (1800, 2100)

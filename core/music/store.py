@@ -33,8 +33,11 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Version of the stored file layout; a file of another version is refused (re-import it)."""
-RULES_VERSION = 2
-"""Version of the import and clustering rules; part of the cache key, so cached imports are redone."""
+RULES_VERSION = 3
+"""Version of the import and clustering rules; part of the cache key, so cached imports are redone.
+
+3: optional features (``instrumentalness``) are imported. A file written under 2 still reads (it
+lacks the column, so the mood model without it is used)."""
 META_KEY = b"moodtunes"
 CATALOG_FILE = "catalog.parquet"
 """File name looked for when a catalog path is a folder."""

@@ -1,0 +1,474 @@
+"""Fit the mood model on moods-dev.csv, measure it against the legacy ranking, and write both.
+
+    PYTHONPATH=$PWD .venv/bin/python training/fit_moods.py [--data ../shared/data/spotify]
+        [--model core/music/mood_model.json] [--out benchmarks/results/music_quality.json]
+
+Model (:mod:`core.music.profiles`): LDA on standardised audio features (one mean per mood, a shared
+Ledoit-Wolf-shrunk covariance, equal priors) fitted on the four labelled moods; the derived moods
+(intense, dark) placed at their (valence, energy) target with the other features predicted there by a
+linear regression on the same data; the typical-track distance is the 99th percentile of the labelled
+tracks' distance to their nearest profile. Two feature sets are fitted: with ``instrumentalness`` (shipped
+first) and without it (for catalogs that lack the column).
+
+Measurement protocol (everything seeded; the script prints what it writes):
+
+* Outer loop: stratified 3-fold cross-validation of moods-dev.csv, repeated 5 times with different
+  shuffles (15 held-out folds of about 114 tracks). Held-out tracks that also appear in the training
+  folds (same id, or same name and artist ignoring case) are dropped.
+* The held-out fold is the whole catalog (the pool): it is clustered exactly as an import would
+  (KMeans, k by the elbow), the model fitted on the other two folds, and for each labelled mood M the
+  top 15 of ``Catalog.recommend(mood=M, n=15)`` are scored: precision = share labelled M. Happy is
+  also scored as Happy or Energetic, sad as Sad or Calm. The legacy ranking is scored on the same
+  pools with the same clusters (``Catalog.recommend_legacy``).
+* The popularity weight is chosen inside each outer training part only (nested): a stratified
+  3-fold split of it, the same scoring with the top 10 (the inner pools are two thirds the size),
+  averaged over the four moods; the largest weight of :data:`WEIGHTS` within :data:`WEIGHT_TOLERANCE`
+  of the best is taken (ties go to known songs). The shipped weight is chosen the same way on all of
+  moods-dev (3 folds x 5 repeats).
+* No distractors from tracks.csv are mixed into the pools: they carry no label, so a list holding
+  them could not be scored without guessing their mood.
+
+Then, on the real catalog (tracks.csv), the mean popularity of the top 10 for each of the 7 emotions
+and the calm list, legacy and fitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.model_selection import StratifiedKFold
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.config import load_settings  # noqa: E402
+from core.music.catalog import Catalog, tracks_table  # noqa: E402
+from core.music.clustering import fit_clusters  # noqa: E402
+from core.music.moods import LABELLED_MOODS, MOODS  # noqa: E402
+from core.music.profiles import MoodModel, MoodModels  # noqa: E402
+from core.music.schema import FEATURES  # noqa: E402
+from core.music.store import import_catalog  # noqa: E402
+from core.vision.emotion.labels import EMOTIONS  # noqa: E402
+
+DATA = (load_settings().data_dir or ROOT.parent / "shared" / "data") / "spotify"
+MODEL_OUT = ROOT / "core" / "music" / "mood_model.json"
+FIGURES_OUT = ROOT / "benchmarks" / "results" / "music_quality.json"
+
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "with_instrumentalness": (
+        "valence",
+        "energy",
+        "danceability",
+        "acousticness",
+        "instrumentalness",
+        "loudness",
+        "tempo",
+    ),
+    "without_instrumentalness": tuple(FEATURES),
+}
+"""The fitted feature sets, best first (the order of the shipped models)."""
+
+FOLDS, REPEATS, SEED = 3, 5, 0
+"""Outer cross-validation: stratified FOLDS-fold, REPEATS shuffles seeded SEED, SEED + 1, ..."""
+INNER_FOLDS = 3
+TOP, INNER_TOP = 15, 10
+"""List length scored on the outer pools, and on the inner (two-thirds as big) ones."""
+WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(9))
+"""Popularity weights tried (0 to 0.8)."""
+WEIGHT_TOLERANCE = 0.02
+"""The largest weight whose inner precision is within this of the best is chosen."""
+CLUSTER_SEED = 0
+"""KMeans seed of every pool (the default of an import)."""
+VARIETY_SEEDS = (1, 2, 3, 4, 5)
+"""Seeds of the varied lists also scored on the outer pools."""
+TYPICAL_QUANTILE = 0.99
+"""A track is typical when it is at most as far from the nearest labelled profile as this share of the
+labelled tracks are (:mod:`core.music.profiles`)."""
+LENIENT = {"happy": ("happy", "energetic"), "sad": ("sad", "calm")}
+"""Moods also scored leniently: a list for the key counts tracks labelled any of the values."""
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_labelled(path: Path) -> pd.DataFrame:
+    """moods-dev.csv in the catalog schema (see :func:`core.music.importer.read_tracks`) plus ``mood``."""
+    raw = pd.read_csv(path)
+    year = pd.to_numeric(raw["release_date"].astype(str).str[:4], errors="coerce")
+    frame = pd.DataFrame(
+        {
+            "id": raw["id"].astype(str),
+            "name": raw["name"].astype(str),
+            "artists": [(str(a),) for a in raw["artist"]],
+            "popularity": raw["popularity"].astype(np.int16),
+            "year": year.astype(np.float64),
+            "genre": raw["genre"].astype(object),
+            **{f: raw[f].astype(np.float32) for f in FEATURE_SETS["with_instrumentalness"]},
+            "mood": raw["mood"].str.lower(),
+        }
+    )
+    if not set(frame["mood"]) <= set(LABELLED_MOODS):
+        raise ValueError(f"unexpected labels {sorted(set(frame['mood']))}")
+    return frame
+
+
+def track_keys(frame: pd.DataFrame) -> tuple[set[str], set[str]]:
+    """Ids and ``name\\x1fartists`` keys (case-folded) of the tracks."""
+    names = [
+        f"{n.casefold().strip()}\x1f{'|'.join(a).casefold()}"
+        for n, a in zip(frame["name"], frame["artists"], strict=True)
+    ]
+    return set(frame["id"]), set(names)
+
+
+def held_out(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """``test`` without the tracks that also appear in ``train`` (same id or same name and artists)."""
+    ids, names = track_keys(train)
+    keys = [
+        f"{n.casefold().strip()}\x1f{'|'.join(a).casefold()}"
+        for n, a in zip(test["name"], test["artists"], strict=True)
+    ]
+    keep = [(i not in ids and k not in names) for i, k in zip(test["id"], keys, strict=True)]
+    return test[np.asarray(keep, dtype=bool)]
+
+
+# ----------------------------------------------------------------------------------------------- fitting
+
+
+def derived_profile(
+    z: np.ndarray, features: Sequence[str], valence: float, energy: float, mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """A derived mood's mean in standardised units: its valence and energy, the rest regressed on them."""
+    iv, ie = features.index("valence"), features.index("energy")
+    design = np.column_stack([np.ones(len(z)), z[:, iv], z[:, ie]])
+    beta, *_ = np.linalg.lstsq(design, z, rcond=None)
+    zv, ze = (valence - mean[iv]) / scale[iv], (energy - mean[ie]) / scale[ie]
+    point = np.array([1.0, zv, ze]) @ beta
+    point[iv], point[ie] = zv, ze
+    return point
+
+
+def fit_model(frame: pd.DataFrame, features: Sequence[str], popularity_weight: float = 0.0) -> MoodModel:
+    """Fit the mood model (module docstring) on labelled tracks ``frame``."""
+    features = tuple(features)
+    x = frame[list(features)].to_numpy(dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    labels = frame["mood"].to_numpy()
+    classes = sorted(set(labels))
+    lda = LinearDiscriminantAnalysis(
+        solver="lsqr", shrinkage="auto", priors=np.full(len(classes), 1 / len(classes))
+    )
+    lda.fit(z, labels)
+    cov = np.asarray(lda.covariance_)
+    means = {str(c): np.asarray(lda.means_[i]) for i, c in enumerate(lda.classes_)}
+    labelled = tuple(m for m in LABELLED_MOODS if m in means)
+    profiles = dict(means)
+    for name, mood in MOODS.items():
+        if name not in means:
+            profiles[name] = derived_profile(z, features, mood.valence, mood.energy, mean, scale)
+    moods = tuple(MOODS)
+    coef = np.stack([np.linalg.solve(cov, profiles[m]) for m in moods])
+    intercept = np.array([-0.5 * profiles[m] @ coef[i] for i, m in enumerate(moods)])
+    model = MoodModel(
+        features=features,
+        mean=mean,
+        scale=scale,
+        moods=moods,
+        labelled=labelled,
+        coef=coef,
+        intercept=intercept,
+        profile=np.stack([profiles[m] for m in moods]),
+        precision=np.linalg.inv(cov),
+        typical_distance2=np.inf,
+        popularity_weight=float(popularity_weight),
+    )
+    typical = float(np.quantile(model.distance2(x), TYPICAL_QUANTILE))
+    return replace(model, typical_distance2=typical)
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Pool:
+    """A labelled pool clustered as an import would: the catalog table, its clustering, the truth."""
+
+    table: Any
+    clusters: Any
+    truth: dict[str, str]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Pool:
+        model = fit_clusters(frame[list(FEATURES)].to_numpy(dtype=np.float64), seed=CLUSTER_SEED)
+        labels = model.predict(frame[list(FEATURES)].to_numpy(dtype=np.float64))
+        truth = dict(zip(frame["id"], frame["mood"], strict=True))
+        return cls(tracks_table(frame.drop(columns="mood"), labels), model, truth)
+
+    def catalog(self, moods: MoodModel) -> Catalog:
+        return Catalog(self.table, self.clusters, moods=moods, source="pool")
+
+
+def score_lists(lists: dict[str, list[str]], truth: dict[str, str], top: int) -> dict[str, float]:
+    """Per mood: share of the ``top`` listed ids labelled that mood; ``happy|energetic``, ``sad|calm`` too."""
+    out: dict[str, float] = {}
+    for mood, ids in lists.items():
+        out[mood] = sum(truth[i] == mood for i in ids) / top
+        if mood in LENIENT:
+            out["|".join(LENIENT[mood])] = sum(truth[i] in LENIENT[mood] for i in ids) / top
+    return out
+
+
+def fitted_scores(pool: Pool, moods: MoodModel, top: int, seed: int | None = None) -> dict[str, float]:
+    catalog = pool.catalog(moods)
+    lists = {m: [t.id for t in catalog.recommend(mood=m, n=top, seed=seed)] for m in LABELLED_MOODS}
+    return score_lists(lists, pool.truth, top)
+
+
+def legacy_scores(pool: Pool, moods: MoodModel, top: int) -> dict[str, float]:
+    catalog = pool.catalog(moods)
+    lists = {m: [t.id for t in catalog.recommend_legacy(mood=m, n=top)] for m in LABELLED_MOODS}
+    return score_lists(lists, pool.truth, top)
+
+
+def accuracy(model: MoodModel, frame: pd.DataFrame) -> float:
+    """Share of tracks whose most probable labelled mood is their label."""
+    probs = model.probabilities(frame[list(model.features)].to_numpy(dtype=np.float64))
+    cols = [model.moods.index(m) for m in model.labelled]
+    guess = np.asarray(model.labelled)[probs[:, cols].argmax(axis=1)]
+    return float((guess == frame["mood"].to_numpy()).mean())
+
+
+def splits(
+    frame: pd.DataFrame, folds: int, seeds: Iterable[int]
+) -> list[tuple[pd.DataFrame, pd.DataFrame, int]]:
+    """(training part, held-out part with duplicates of training dropped, dropped count) per fold."""
+    out = []
+    for seed in seeds:
+        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for train_idx, test_idx in cv.split(frame, frame["mood"]):
+            train, test = frame.iloc[train_idx], frame.iloc[test_idx]
+            kept = held_out(train, test)
+            out.append((train, kept, len(test) - len(kept)))
+    return out
+
+
+def choose_weight(
+    frame: pd.DataFrame, features: Sequence[str], seeds: Iterable[int]
+) -> tuple[float, dict[float, float]]:
+    """The popularity weight for ``frame`` by cross-validation on it alone (module docstring)."""
+    totals = dict.fromkeys(WEIGHTS, 0.0)
+    parts = splits(frame, INNER_FOLDS, seeds)
+    for train, test, _ in parts:
+        model = fit_model(train, features)
+        pool = Pool.of(test)
+        for w in WEIGHTS:
+            scores = fitted_scores(pool, model.with_weight(w), INNER_TOP)
+            totals[w] += float(np.mean([scores[m] for m in LABELLED_MOODS]))
+    curve = {w: totals[w] / len(parts) for w in WEIGHTS}
+    best = max(curve.values())
+    chosen = max(w for w in WEIGHTS if curve[w] >= best - WEIGHT_TOLERANCE - 1e-12)
+    return chosen, curve
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean, min and max over folds of every key."""
+    return {
+        k: {
+            "mean": round(float(np.mean([r[k] for r in rows])), 4),
+            "min": round(float(np.min([r[k] for r in rows])), 4),
+            "max": round(float(np.max([r[k] for r in rows])), 4),
+        }
+        for k in rows[0]
+    }
+
+
+def cross_validate(frame: pd.DataFrame, features: Sequence[str], legacy: bool = True) -> dict[str, Any]:
+    """The outer loop: held-out precision of the fitted ranking (and the legacy one) per mood."""
+    new_rows, legacy_rows, variety_rows, weights, dropped, sizes, acc = [], [], [], [], 0, [], []
+    for fold, (train, test, lost) in enumerate(splits(frame, FOLDS, range(SEED, SEED + REPEATS))):
+        repeat = fold // FOLDS
+        w, _ = choose_weight(train, features, [SEED + 100 + repeat])
+        model = fit_model(train, features, w)
+        pool = Pool.of(test)
+        new_rows.append(fitted_scores(pool, model, TOP))
+        variety = [fitted_scores(pool, model, TOP, seed=s) for s in VARIETY_SEEDS]
+        variety_rows.append({k: float(np.mean([v[k] for v in variety])) for k in variety[0]})
+        if legacy:
+            legacy_rows.append(legacy_scores(pool, model, TOP))
+        weights.append(w)
+        dropped += lost
+        sizes.append(len(test))
+        acc.append(accuracy(model, test))
+    out: dict[str, Any] = {
+        "features": list(features),
+        "held_out_folds": len(new_rows),
+        "pool_size": {"min": min(sizes), "max": max(sizes)},
+        "held_out_duplicates_dropped": dropped,
+        "chosen_weights": weights,
+        "classifier_accuracy": round(float(np.mean(acc)), 4),
+        "fitted": summarise(new_rows),
+        "fitted_varied_seeds": summarise(variety_rows),
+    }
+    if legacy:
+        out["legacy"] = summarise(legacy_rows)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- catalog
+
+
+def catalog_figures(path: Path, models: MoodModels) -> dict[str, Any]:
+    """On a real catalog: mean popularity of the top 10 per emotion and the calm top 10, legacy and fitted."""
+    catalog = import_catalog(path, progress=False)
+    fitted = Catalog(catalog.table, catalog.model, catalog.report, catalog.source, moods=models.models[0])
+    calm_fit = fitted.mood_fit("calm")
+    row_of = {t: i for i, t in enumerate(fitted.table["id"].to_pylist())}
+    out: dict[str, Any] = {
+        "file": path.name,
+        "tracks": len(catalog),
+        "k": catalog.model.k,
+        "model": list(fitted.moods.features),
+        "catalog_mean_popularity": round(float(catalog.table["popularity"].to_numpy().mean()), 2),
+        "atypical_tracks": int((~fitted.typical).sum()),
+    }
+    for label, recommend in (("legacy", fitted.recommend_legacy), ("fitted", fitted.recommend)):
+        per = {e: float(np.mean([t.popularity for t in recommend(emotion=e, n=10)])) for e in EMOTIONS}
+        calm = recommend(mood="calm", n=10)
+        out[label] = {
+            "top10_popularity": {e: round(v, 1) for e, v in per.items()},
+            "top10_popularity_mean": round(float(np.mean(list(per.values()))), 2),
+            "calm_top10": [f"{t.label()} ({t.popularity})" for t in calm],
+            "calm_top10_mean_p_calm": round(float(np.mean([calm_fit[row_of[t.id]] for t in calm])), 3),
+        }
+    draws = [{t.id for t in fitted.recommend(emotion="neutral", n=10, seed=s)} for s in (1, 2)]
+    out["neutral_top10_shared_by_seeds_1_and_2"] = len(draws[0] & draws[1])
+    out["explanations"] = {m: fitted.explain(mood=m) for m in MOODS}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+METHOD = (
+    "LDA (Ledoit-Wolf shrinkage, equal priors) on standardised features; derived moods intense and dark "
+    "at their (valence, energy) target, other features regressed on valence and energy; typical tracks "
+    f"within the {TYPICAL_QUANTILE:.0%} quantile of the labelled tracks' distance to the nearest profile"
+)
+
+
+def fit_all(frame: pd.DataFrame, source: dict[str, Any]) -> tuple[MoodModels, dict[str, Any]]:
+    """The shipped models (fitted on all of ``frame``, weight by CV on it) and their weight curves."""
+    models, curves = [], {}
+    for name, features in FEATURE_SETS.items():
+        w, curve = choose_weight(frame, features, range(SEED, SEED + REPEATS))
+        models.append(fit_model(frame, features, w))
+        curves[name] = {
+            "chosen": w,
+            "inner_precision_by_weight": {str(k): round(v, 4) for k, v in curve.items()},
+        }
+    meta = {"source": source, "method": METHOD, "fitted_by": "training/fit_moods.py"}
+    return MoodModels(tuple(models), meta), curves
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit, write the model, measure, write and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of moods-dev.csv and tracks.csv")
+    parser.add_argument("--model", type=Path, default=MODEL_OUT, help="model file to write")
+    parser.add_argument("--out", type=Path, default=FIGURES_OUT, help="figures file to write")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    dev_path = args.data / "moods-dev.csv"
+    frame = read_labelled(dev_path)
+    source = {
+        "file": dev_path.name,
+        "sha256": sha256(dev_path),
+        "rows": len(frame),
+        "labels": {m: int((frame["mood"] == m).sum()) for m in LABELLED_MOODS},
+    }
+    models, curves = fit_all(frame, source)
+    args.model.write_text(json.dumps(models.to_json(), indent=1) + "\n")
+    print(f"wrote {args.model}")
+    figures: dict[str, Any] = {
+        "protocol": __doc__.split("Measurement protocol")[1].split("Then, on the real")[0].strip(),
+        "data": source,
+        "parameters": {
+            "folds": FOLDS,
+            "repeats": REPEATS,
+            "seed": SEED,
+            "top": TOP,
+            "inner_top": INNER_TOP,
+            "weights": list(WEIGHTS),
+            "weight_tolerance": WEIGHT_TOLERANCE,
+            "typical_quantile": TYPICAL_QUANTILE,
+            "variety_seeds": list(VARIETY_SEEDS),
+        },
+        "shipped_weights": curves,
+        "held_out": {},
+    }
+    for i, (name, features) in enumerate(FEATURE_SETS.items()):
+        figures["held_out"][name] = cross_validate(frame, features, legacy=i == 0)
+    tracks = args.data / "tracks.csv"
+    if tracks.is_file():
+        figures["catalog"] = catalog_figures(tracks, models)
+    figures["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+    for line in report_lines(figures):
+        print(line)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def report_lines(figures: dict[str, Any]) -> list[str]:
+    """The figures for people."""
+    keys = [*LABELLED_MOODS, "happy|energetic", "sad|calm"]
+    lines = [f"{'top-15 precision, held-out folds (mean)':<44}" + "".join(f"{k:>16}" for k in keys)]
+    rows = [("legacy ranking", next(iter(figures["held_out"].values()))["legacy"])]
+    for name, result in figures["held_out"].items():
+        rows += [
+            (f"fitted, {name}", result["fitted"]),
+            ("  drawn with seeds 1-5", result["fitted_varied_seeds"]),
+        ]
+    lines += [f"{label:<44}" + "".join(f"{r[k]['mean']:>16.3f}" for k in keys) for label, r in rows]
+    for name, result in figures["held_out"].items():
+        acc = result["classifier_accuracy"]
+        lines.append(f"{name}: weights chosen per fold {result['chosen_weights']}; accuracy {acc:.3f}")
+    for name, curve in figures["shipped_weights"].items():
+        by_weight = curve["inner_precision_by_weight"]
+        lines.append(
+            f"shipped {name}: popularity weight {curve['chosen']} (CV precision by weight {by_weight})"
+        )
+    if "catalog" in figures:
+        c = figures["catalog"]
+        lines.append(f"{c['file']}: {c['tracks']:,} tracks, mean popularity {c['catalog_mean_popularity']}")
+        for label in ("legacy", "fitted"):
+            r = c[label]
+            lines.append(
+                f"  {label}: top-10 mean popularity {r['top10_popularity_mean']} {r['top10_popularity']}"
+            )
+            lines.append(f"  {label} calm top 10 (mean P(calm) {r['calm_top10_mean_p_calm']}):")
+            lines += [f"    {t}" for t in r["calm_top10"]]
+        lines += [f"  {text}" for text in c["explanations"].values()]
+    lines.append(f"{figures['seconds']} s")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
