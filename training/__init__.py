@@ -1,0 +1,1 @@
+"""Training and calibration code, outside the runtime package."""
