@@ -45,8 +45,11 @@ sys.path[:] = [p for p in sys.path if not is_checkout(p)]
 
 
 def from_repo():
+    # Modules whose file is in the checkout, but not in a venv inside it (make install's .venv).
+    venv = os.path.realpath(sys.prefix) + os.sep
     files = ((n, getattr(m, "__file__", None)) for n, m in list(sys.modules.items()))
-    return sorted(n for n, f in files if f and os.path.realpath(f).startswith(repo + os.sep))
+    files = ((n, os.path.realpath(f)) for n, f in files if f)
+    return sorted(n for n, f in files if f.startswith(repo + os.sep) and not f.startswith(venv))
 
 
 if args == ["probe"]:
