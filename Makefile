@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 
-.PHONY: install models demo test lint typecheck pytest bench clean
+# `make lock UPGRADE=aiohttp` (or several, space-separated) moves those packages to their newest
+# allowed release; `make lock UPGRADE=all` re-resolves everything. Plain `make lock` keeps every pin.
+UPGRADE ?=
+LOCK_ARGS := $(if $(filter all,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package=,$(UPGRADE)))
 
-$(STAMP): pyproject.toml
+.PHONY: install lock models demo test lint typecheck pytest bench clean
+
+# Every package from the lock: exact versions, each file checked against its sha256 (pip itself too).
+# Then the project, editable, with no dependencies and the locked build backend. `pip check` fails when
+# pyproject.toml asks for something the lock does not give: run `make lock` and commit both.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@$(PY) -m pip check || { echo "$(LOCK) does not match pyproject.toml: run 'make lock'" >&2; exit 1; }
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its test tools
+install: $(STAMP)  ## create .venv and install the locked dependencies, the test tools and the project
+
+# pip-compile reads its options from [tool.pip-tools] in pyproject.toml. Only pip-tools is needed,
+# at its locked version, so this works before `make install` and on a pyproject the lock lags behind.
+lock:  ## regenerate requirements.lock from pyproject.toml (docs/dependencies.md)
+	@test -x $(VENV)/bin/pip-compile || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q \
+		"pip-tools==$$(sed -n 's/^pip-tools==\([^ ]*\).*/\1/p' $(LOCK))"; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
 
 models: install  ## convert FaceNet weights into the cache (offline) and check every model file
 	$(VENV)/bin/moodtunes models prepare
