@@ -97,7 +97,7 @@ async def _demo(settings: Settings, db: Path | None) -> int:
         finally:
             await worker.close()
             await store.close()
-    print("Try the bot in your terminal: .venv/bin/moodtunes chat")
+    print("Try the bot in your terminal: moodtunes chat")
     return status
 
 

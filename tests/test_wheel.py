@@ -24,6 +24,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.conftest import data_path
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -173,7 +175,11 @@ def test_built_wheel_prepares_models_and_runs_the_demo(tmp_path: Path, cache_dir
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOODTUNES_", "PYTHON"))}
-    env |= {"PYTHONPATH": str(site), "MOODTUNES_CACHE_DIR": str(cache_dir)}
+    env |= {
+        "PYTHONPATH": str(site),
+        "MOODTUNES_CACHE_DIR": str(cache_dir),
+        "MOODTUNES_DATA_DIR": str(data_path()),
+    }
 
     def moodtunes(*args: str) -> subprocess.CompletedProcess[str]:
         return run([sys.executable, str(launcher), str(site.resolve()), str(ROOT), *args], outside, env)
@@ -200,4 +206,4 @@ def test_built_wheel_prepares_models_and_runs_the_demo(tmp_path: Path, cache_dir
     assert "1. 1 face(s) found" in demo.stdout
     assert "3. in a mirrored, tilted, smaller copy: Eileen Collins" in demo.stdout
     assert "4. enrolling scikit-image's cat is refused" in demo.stdout
-    assert "\n5. music" in demo.stdout
+    assert "\n5. music for" in demo.stdout and "tracks from tracks.csv" in demo.stdout  # the data setting
