@@ -16,14 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.app.context import open_app
+from core.app.people import Person, Place
+from core.app.service import MoodtunesService
 from core.config import Settings
 from core.errors import MoodtunesError
 from core.music.demo import demo_lines
-from core.storage import Store
-from core.vision.analyzer import FaceAnalyzer
 from core.vision.imaging import read_image_file
 from core.vision.recognizer import Recognizer
-from core.vision.worker import InferenceWorker
 
 
 def skimage_photo(name: str) -> Path:
@@ -49,55 +49,56 @@ def run_demo(settings: Settings, db: Path | None = None) -> int:
 async def _demo(settings: Settings, db: Path | None) -> int:
     photo = skimage_photo("astronaut.png")
     print(f"moodtunes demo on {photo.name} (scikit-image; NASA portrait of Eileen Collins, public domain)")
-    t0 = time.perf_counter()
-    pipeline = FaceAnalyzer(settings)
-    print(f"  models loaded in {time.perf_counter() - t0:.1f} s ({pipeline.model_id})")
-    worker = InferenceWorker(pipeline)
     with tempfile.TemporaryDirectory() as tmp:
-        store = await Store.open(db or Path(tmp) / "demo.sqlite3")
-        try:
-            recognizer = Recognizer(store, worker)
-            rgb = read_image_file(photo)
-            t0 = time.perf_counter()
-            analyses = await worker.analyze(rgb)
-            print(f"1. {len(analyses)} face(s) found in {1000 * (time.perf_counter() - t0):.0f} ms")
-            if not analyses:
-                print("   FAILED: no face in a portrait; the face models are not working")
-                return 1
-            for a in analyses:
-                line = f"   box {a.face.rounded_box()} score {a.face.score:.3f}"
-                if a.emotion is not None:
-                    top = sorted(a.emotion.scores.items(), key=lambda kv: -kv[1])[:3]
-                    line += "; emotion " + ", ".join(f"{k} {v:.0%}" for k, v in top)
-                print(line)
-            user = await store.ensure_user("demo", "eileen", "Eileen Collins")
-            chat = await store.ensure_chat("demo", "demo-chat", "demo")
-            enrolled = await recognizer.enroll(user, chat, rgb)
-            print(f"2. enrolled Eileen Collins from that photo ({enrolled.samples} sample)")
-            found = await recognizer.identify(chat, altered(rgb))
-            for face in found:
-                who = face.match.name or "someone I don't know yet"
-                print(
-                    f"3. in a mirrored, tilted, smaller copy: {who} (similarity {face.match.similarity:.2f},"
-                    f" threshold {recognizer.threshold:.2f})"
-                )
-            status = 0
-            if not any(face.match.user_id == user for face in found):
-                print("   FAILED: she was not recognised in the altered copy")
-                status = 1
-            cat = read_image_file(skimage_photo("chelsea.png"))
-            try:
-                await recognizer.enroll(user, chat, cat)
-                print("4. FAILED: scikit-image's cat was enrolled as a face")
-                status = 1
-            except MoodtunesError as exc:
-                print(f"4. enrolling scikit-image's cat is refused: {exc}")
-            emotion = analyses[0].emotion.label if analyses and analyses[0].emotion else "neutral"
-            _demo_music(settings, emotion)
-        finally:
-            await worker.close()
-            await store.close()
+        t0 = time.perf_counter()
+        demo_settings = settings.model_copy(update={"db": str(db or Path(tmp) / "demo.sqlite3")})
+        async with open_app(demo_settings, with_catalog=False) as app:
+            recognizer = app.service.recognizer
+            print(f"  models loaded in {time.perf_counter() - t0:.1f} s ({recognizer.model_id})")
+            status = await _faces(app.service, recognizer, read_image_file(photo))
     print("Try the bot in your terminal: moodtunes chat")
+    return status
+
+
+async def _faces(service: MoodtunesService, recognizer: Recognizer, rgb: np.ndarray) -> int:
+    """Steps 1-5: faces and emotions, enrolment, recognition in an altered copy, the cat, music."""
+    t0 = time.perf_counter()
+    analyses = await service.worker.analyze(rgb)
+    print(f"1. {len(analyses)} face(s) found in {1000 * (time.perf_counter() - t0):.0f} ms")
+    if not analyses:
+        print("   FAILED: no face in a portrait; the face models are not working")
+        return 1
+    for a in analyses:
+        line = f"   box {a.face.rounded_box()} score {a.face.score:.3f}"
+        if a.emotion is not None:
+            top = sorted(a.emotion.scores.items(), key=lambda kv: -kv[1])[:3]
+            line += "; emotion " + ", ".join(f"{k} {v:.0%}" for k, v in top)
+        print(line)
+    user, chat = await service.ids(
+        Person("demo", "eileen", "Eileen Collins"), Place("demo", "demo-chat", "demo")
+    )
+    enrolled = await recognizer.enroll(user, chat, rgb)
+    print(f"2. enrolled Eileen Collins from that photo ({enrolled.samples} sample)")
+    found = await recognizer.identify(chat, altered(rgb))
+    for face in found:
+        who = face.match.name or "someone I don't know yet"
+        print(
+            f"3. in a mirrored, tilted, smaller copy: {who} (similarity {face.match.similarity:.2f},"
+            f" threshold {recognizer.threshold:.2f})"
+        )
+    status = 0
+    if not any(face.match.user_id == user for face in found):
+        print("   FAILED: she was not recognised in the altered copy")
+        status = 1
+    cat = read_image_file(skimage_photo("chelsea.png"))
+    try:
+        await recognizer.enroll(user, chat, cat)
+        print("4. FAILED: scikit-image's cat was enrolled as a face")
+        status = 1
+    except MoodtunesError as exc:
+        print(f"4. enrolling scikit-image's cat is refused: {exc}")
+    emotion = analyses[0].emotion.label if analyses[0].emotion else "neutral"
+    _demo_music(service.settings, emotion)
     return status
 
 

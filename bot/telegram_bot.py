@@ -19,7 +19,8 @@ import hashlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from typing import Any
 
 from telegram import (
@@ -38,6 +39,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -45,6 +47,7 @@ from core.app import texts
 from core.app.commands import BY_NAME, commands_for, split_command
 from core.app.people import Person, Place
 from core.app.replies import Reply
+from core.app.requests import set_request
 from core.app.service import MoodtunesService
 from core.config import Settings
 from core.errors import DownloadFailed, FileTooLarge
@@ -135,6 +138,20 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return [*chunks, current] if current else chunks
 
 
+@dataclass
+class Delivery:
+    """The answer to one webhook update being sent: the first ``skip`` messages were already sent by
+    a worker that died (they are not sent again), and ``record(n)`` stores that ``n`` are sent."""
+
+    skip: int = 0
+    record: Callable[[int], Awaitable[object]] | None = None
+    sent: int = 0
+
+
+CURRENT_DELIVERY: ContextVar[Delivery | None] = ContextVar("moodtunes_telegram_delivery", default=None)
+"""The delivery of the update being handled in this task (None when polling)."""
+
+
 class TelegramAdapter:
     """The Telegram bot over one service. :meth:`start` connects, :meth:`stop` finishes and disconnects.
 
@@ -175,6 +192,7 @@ class TelegramAdapter:
 
     def _add_handlers(self) -> None:
         app = self.app
+        app.add_handler(TypeHandler(Update, self.begin), group=-1)
         app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, self.photo))
         app.add_handler(MessageHandler(filters.COMMAND, self.command))
         app.add_handler(MessageHandler(filters.TEXT, self.text))
@@ -213,11 +231,19 @@ class TelegramAdapter:
         await self.app.shutdown()
         log.info("telegram stopped")
 
-    async def process(self, data: dict[str, Any]) -> None:
+    async def process(self, data: dict[str, Any], delivery: Delivery | None = None) -> None:
         """Handle one update received by the webhook (returns when its replies are sent)."""
-        await self.app.process_update(Update.de_json(data, self.app.bot))
+        token = CURRENT_DELIVERY.set(delivery)
+        try:
+            await self.app.process_update(Update.de_json(data, self.app.bot))
+        finally:
+            CURRENT_DELIVERY.reset(token)
 
     # Handlers -----------------------------------------------------------------------------------
+
+    async def begin(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Before any handler: mark the request, so a redelivered update gets the same answer."""
+        set_request(f"telegram:{update.update_id}")
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A /command (text only)."""
@@ -283,7 +309,7 @@ class TelegramAdapter:
         log.error("telegram handler failed: %r", context.error, exc_info=context.error)
         if isinstance(update, Update) and update.effective_message is not None:
             target = update.effective_message
-            await self._safely(lambda: target.reply_text(texts.SORRY))
+            await self._deliver(lambda: target.reply_text(texts.SORRY))
 
     async def notify(self, person: Person, reply: Reply) -> None:
         """Tell a Telegram user privately (their private chat's id is their user id)."""
@@ -351,7 +377,7 @@ class TelegramAdapter:
             faces = "\n".join(f"• {_text(f.describe())}" for f in reply.faces)
             caption = f"{_text(reply.text)}\n\n{faces}".strip()[:CAPTION_LIMIT]
             photo = reply.photo
-            await self._safely(
+            await self._deliver(
                 lambda: message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, do_quote=False)
             )
             body = render_html(Reply("", tracks=reply.tracks, mood=reply.mood, link=reply.link)) or ""
@@ -360,7 +386,7 @@ class TelegramAdapter:
         chunks = split_message(body or _text(reply.text))
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            await self._safely(
+            await self._deliver(
                 lambda chunk=chunk, last=last: message.reply_text(  # type: ignore[misc]
                     chunk,
                     parse_mode=ParseMode.HTML,
@@ -376,7 +402,7 @@ class TelegramAdapter:
         user = message.from_user
         if user is None:
             return False
-        sent = await self._safely(
+        sent = await self._deliver(
             lambda: self.app.bot.send_message(
                 user.id,
                 render_html(direct),
@@ -385,6 +411,20 @@ class TelegramAdapter:
             )
         )
         return sent is not None
+
+    async def _deliver(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Send one message of an answer (via :meth:`_safely`), once: under a webhook delivery that
+        already sent it (a redelivered update), skip it; else record it as sent when it was."""
+        delivery = CURRENT_DELIVERY.get()
+        if delivery is not None and delivery.sent < delivery.skip:
+            delivery.sent += 1
+            return True  # sent before this worker took the update over
+        result = await self._safely(call)
+        if delivery is not None:
+            delivery.sent += 1
+            if delivery.record is not None:
+                await delivery.record(delivery.sent)
+        return result
 
     async def _action(self, message: Message, action: str) -> None:
         await self._safely(lambda: message.chat.send_action(action))

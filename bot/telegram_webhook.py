@@ -10,7 +10,11 @@ on another worker. So each update is claimed in the store before it is handled
   then answers 200. Answering after the work, not before, is the point: a worker killed mid-update
   never answers, so Telegram sends the update again, and once the dead worker's lease runs out
   another worker takes it over. (PTB's own webhook server answers 200 as soon as the update is
-  queued in memory, which would lose it with the process.)
+  queued in memory, which would lose it with the process.) Each message of the answer is recorded
+  in the claim once Telegram accepted it (:class:`bot.telegram_bot.Delivery`), so the worker taking
+  over sends only the messages the dead one had not: a user sees each message once. What remains is
+  the few milliseconds between Telegram accepting a message and the store recording it: a worker
+  killed exactly then repeats that one message (Telegram offers no idempotency key).
 * ``done``: a redelivery of an update already answered: 200 at once, nothing sent twice.
 * ``busy``: another live worker is on it: 503, and Telegram asks again later.
 
@@ -30,7 +34,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.ops import ops_routes
-from bot.telegram_bot import TelegramAdapter, webhook_secret
+from bot.telegram_bot import Delivery, TelegramAdapter, webhook_secret
 from core.app import metrics
 from core.config import Settings, split_host_port
 
@@ -95,7 +99,8 @@ class WebhookServer:
         if self._in_flight >= self.max_in_flight:
             metrics.UPDATES.labels("telegram", "overloaded").inc()
             return web.Response(status=503, headers={"Retry-After": "5"})
-        state = await self.store.claim_update("telegram", str(update_id), self.worker, self.lease_s)
+        claim = await self.store.claim_update("telegram", str(update_id), self.worker, self.lease_s)
+        state = claim.state
         if state != "claimed":
             metrics.UPDATES.labels("telegram", "duplicate" if state == "done" else "busy").inc()
             log.info(
@@ -106,8 +111,12 @@ class WebhookServer:
             return web.Response(status=503, headers={"Retry-After": str(int(self.lease_s))})
         self._in_flight += 1
         renewing = asyncio.create_task(self._renew(str(update_id)))
+        delivery = Delivery(
+            skip=claim.progress,
+            record=lambda sent: self.store.record_progress("telegram", str(update_id), self.worker, sent),
+        )
         try:
-            await self.adapter.process(data)
+            await self.adapter.process(data, delivery)
         except Exception:
             log.exception("webhook update=%s failed; released for redelivery", update_id)
             await self.store.finish_update("telegram", str(update_id), done=False)

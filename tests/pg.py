@@ -5,7 +5,7 @@
 system user when the tests run as root (PostgreSQL refuses to run as root). Each test gets a fresh
 database from :meth:`PostgresServer.new_database`.
 
-When the binaries are missing the PostgreSQL tests skip, unless ``MOODTUNES_REQUIRE_POSTGRES=1``
+When the binaries are missing the PostgreSQL tests skip, unless ``MOODTUNES_REQUIRE_SERVERS=1``
 (set by ``.ci/run``) makes that a failure: CI must run them.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-REQUIRE = "MOODTUNES_REQUIRE_POSTGRES"
+REQUIRE = "MOODTUNES_REQUIRE_SERVERS"
 
 
 def find_bindir() -> Path | None:
@@ -142,7 +142,7 @@ class PostgresServer:
 
 
 def start_or_skip() -> PostgresServer:
-    """A started server; skips (or fails, under ``MOODTUNES_REQUIRE_POSTGRES=1``) without PostgreSQL."""
+    """A started server; skips (or fails, under ``MOODTUNES_REQUIRE_SERVERS=1``) without PostgreSQL."""
     bindir = find_bindir()
     if bindir is None:
         message = "PostgreSQL is not installed (Debian: apt-get install postgresql)"

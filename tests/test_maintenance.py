@@ -48,7 +48,7 @@ def test_demo_runs_the_whole_flow(env: Path, capsys: pytest.CaptureFixture[str])
     assert "3. in a mirrored, tilted, smaller copy: Eileen Collins (similarity" in out
     assert "4. enrolling scikit-image's cat is refused: I could not find a face" in out
     assert "10 tracks from tracks.csv" in out and out.count("https://open.spotify.com/track/") == 10
-    assert out.rstrip().endswith("Try the bot in your terminal: .venv/bin/moodtunes chat")
+    assert out.rstrip().endswith("Try the bot in your terminal: moodtunes chat")
 
 
 def test_demo_fails_loudly_when_a_step_does_not_work(

@@ -12,6 +12,7 @@ from core.app import texts
 from core.app.commands import split_command
 from core.app.people import Person, Place
 from core.app.replies import Action, Button
+from core.app.requests import set_request
 from core.app.service import MoodtunesService
 from core.vision.analyzer import FaceAnalyzer
 from tests.conftest import data_path
@@ -193,7 +194,8 @@ async def test_a_photo_sent_with_enroll_waits_only_as_its_embedding_and_counts(
     assert waiting is not None and waiting.embedding is not None and waiting.embedding.shape == (512,)
     done = await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_YES))
     assert "recognise you" in done.text and done.closes_question
-    assert await service.store.get_conversation(user, chat) is None
+    finished = await service.store.get_conversation(user, chat)
+    assert finished is not None and finished.step == "enrolled" and finished.embedding is None
     # The photo given with /enroll was counted: the limit is 3 a window.
     for _ in range(2):
         await service.enroll(ANN, HERE, photo("Tony_Blair", 1))
@@ -226,3 +228,27 @@ async def test_a_full_queue_answers_busy_at_once(service: MoodtunesService) -> N
     service.worker.max_queued = 0
     reply = await service.handle_photo(ANN, HERE, photo("Tony_Blair"))
     assert reply.error and reply.text == texts.BUSY
+
+
+async def test_a_redelivered_request_gets_the_same_answer(service: MoodtunesService) -> None:
+    """A worker that enrolled a selfie died before answering; the platform delivers the same update
+    again: it is answered as the enrolment it was, the face is not stored twice, and the user's next
+    photo is an ordinary one."""
+    consent = await service.enroll(ANN, HERE)
+    set_request("telegram:1")
+    assert (
+        await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_YES))
+    ).text == texts.SEND_SELFIE
+    assert (
+        await service.press(ANN, HERE, data_of(consent.buttons, Action.ENROLL_YES))
+    ).text == texts.SEND_SELFIE
+    set_request("telegram:2")
+    first = await service.handle_photo(ANN, HERE, photo("Tony_Blair"))
+    again = await service.handle_photo(ANN, HERE, photo("Tony_Blair"))  # the same update, redelivered
+    assert "recognise you" in first.text and again.text == first.text
+    user = await service.store.find_user("local", "ann")
+    assert user is not None and await service.store.count_embeddings(user) == 1
+    set_request("telegram:3")
+    named = await service.handle_photo(ANN, HERE, photo("Tony_Blair", 1))
+    assert named.text.startswith("Hi Ann!") and named.tracks
+    set_request(None)

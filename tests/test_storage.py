@@ -18,7 +18,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from core.storage import PlaylistClaim, ResultRow, open_store
+from core.storage import PlaylistClaim, ResultRow, UpdateClaim, open_store
 from core.storage.migrations import SchemaTooNew, discover, migrations_dir
 from tests.conftest import ROOT
 
@@ -149,14 +149,16 @@ async def test_state_rows_are_shared_and_expire(db_url: str) -> None:
     assert (await store.claim_playlist("t1", ["b"], now)).mine
     assert (await store.claim_playlist("t1", ["b"], now + 500)).mine  # an abandoned claim is retaken
     # Update claims: once handled, a redelivery is a duplicate; a dead worker's claim is retaken.
-    assert await store.claim_update("telegram", "5", "w1", 30, now) == "claimed"
-    assert await store.claim_update("telegram", "5", "w2", 30, now + 1) == "busy"
+    assert await store.claim_update("telegram", "5", "w1", 30, now) == UpdateClaim("claimed", 0)
+    assert await store.claim_update("telegram", "5", "w2", 30, now + 1) == UpdateClaim("busy")
     assert await store.renew_update("telegram", "5", "w1", 30, now + 20)
-    assert await store.claim_update("telegram", "5", "w2", 30, now + 40) == "busy"  # renewed to now + 50
-    assert await store.claim_update("telegram", "5", "w2", 30, now + 60) == "claimed"
+    assert await store.record_progress("telegram", "5", "w1", 1)  # one message of the answer was sent
+    assert (await store.claim_update("telegram", "5", "w2", 30, now + 40)).state == "busy"  # renewed
+    assert await store.claim_update("telegram", "5", "w2", 30, now + 60) == UpdateClaim("claimed", 1)
     assert not await store.renew_update("telegram", "5", "w1", 30, now + 61)  # w1 lost it
+    assert not await store.record_progress("telegram", "5", "w1", 2)
     await store.finish_update("telegram", "5", done=True, now=now + 62)
-    assert await store.claim_update("telegram", "5", "w3", 30, now + 63) == "done"
+    assert (await store.claim_update("telegram", "5", "w3", 30, now + 63)).state == "done"
     # Rate windows.
     assert [await store.rate_check(ann, "photo", 2, 60, now + t) for t in (0, 1)] == [0, 0]
     assert await store.rate_check(ann, "photo", 2, 60, now + 2) == pytest.approx(58)
@@ -180,7 +182,7 @@ async def test_claims_are_atomic_across_connections(db_url: str) -> None:
         claims = await asyncio.gather(
             *(s.claim_update("telegram", "9", f"w{i}", 30) for i, s in enumerate(stores))
         )
-        assert sorted(claims) == ["busy"] * 9 + ["claimed"]
+        assert sorted(c.state for c in claims) == ["busy"] * 9 + ["claimed"]
         playlists = await asyncio.gather(*(s.claim_playlist("t", ["x"]) for s in stores))
         assert sum(p.mine for p in playlists) == 1
         waits = await asyncio.gather(*(s.rate_check(user, "photo", 3, 60) for s in stores))

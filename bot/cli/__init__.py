@@ -18,6 +18,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, every sub-command registered."""
+    from bot import deploy
     from bot.cli import chat, emotion, faces, maintenance, music, spotify
 
     parser = argparse.ArgumentParser(
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env MOODTUNES_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (maintenance, faces, emotion, music, spotify, chat):
+    for module in (maintenance, faces, emotion, music, spotify, chat, deploy):
         module.register(sub)
     return parser
 

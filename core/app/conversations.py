@@ -4,6 +4,11 @@ States are named constants; ``enroll.mmd`` and ``forget.mmd`` beside this file d
 machines. The state of each conversation is a row in the store, per (user, chat), expiring after
 ``ttl_s`` seconds, so it survives a restart and any worker can take the next step. A photo sent
 with ``/enroll`` waits for consent only as its face embedding (never the photo), in that row.
+
+Each step records the platform request that made it (:mod:`core.app.requests`). When a worker died
+after taking a step but before its answer reached the user, the platform delivers the same request
+again, and it gets the same answer (:meth:`Conversations.replay`) rather than being taken for the
+user's next message; that is why a finished enrolment stays as :attr:`Step.ENROLLED` until it expires.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from core.app import texts
 from core.app.replies import Action, Button, Reply
+from core.app.requests import current_request
 from core.errors import MoodtunesError
 from core.storage import Store
 from core.vision.recognizer import Recognizer
@@ -36,6 +42,8 @@ class Step(StrEnum):
     """Consent given; the next photo from this user in this chat is enrolled. Any command ends it."""
     FORGET_CONFIRM = "forget-confirm"
     """/forget was sent; waiting for "Yes, delete" or "No"."""
+    ENROLLED = "enrolled"
+    """The face was stored; kept only to answer a redelivery of that request the same way."""
 
 
 class Conversations:
@@ -61,9 +69,26 @@ class Conversations:
         self._clock = clock
 
     async def step(self, user: int, chat: int) -> Step | None:
-        """The user's open step in the chat, None if there is none."""
+        """The user's open step in the chat, None if there is none (a finished enrolment is none)."""
         conversation = await self.store.get_conversation(user, chat, self._clock())
-        return Step(conversation.step) if conversation is not None else None
+        if conversation is None or conversation.step == Step.ENROLLED:
+            return None
+        return Step(conversation.step)
+
+    async def replay(self, user: int, chat: int) -> Reply | None:
+        """The answer again, when the request being handled is the one that made the current step
+        (a redelivery after a worker died before answering); None otherwise."""
+        request = current_request()
+        conversation = await self.store.get_conversation(user, chat, self._clock())
+        if request is None or conversation is None or conversation.request != request:
+            return None
+        log.info("replaying the answer to a redelivered request user=%s step=%s", user, conversation.step)
+        if conversation.step == Step.ENROLLED:
+            samples = await self.store.count_samples(user, chat, self.recognizer.model_id)
+            return _enrolled(samples)
+        if conversation.step == Step.ENROLL_SELFIE:
+            return Reply(texts.SEND_SELFIE, closes_question=True)
+        return None  # a question: asking it again is the same answer
 
     async def ask_enroll(self, user: int, chat: int, embedding: np.ndarray | None = None) -> Reply:
         """/enroll: ask for consent; ``embedding`` is the face of a photo sent with the command."""
@@ -74,6 +99,7 @@ class Conversations:
             self._clock() + self.ttl_s,
             self.recognizer.model_id if embedding is not None else None,
             embedding,
+            current_request(),
         )
         return Reply(
             texts.CONSENT,
@@ -82,7 +108,9 @@ class Conversations:
 
     async def ask_forget(self, user: int, chat: int) -> Reply:
         """/forget: ask to confirm."""
-        await self.store.set_conversation(user, chat, Step.FORGET_CONFIRM, self._clock() + self.ttl_s)
+        await self.store.set_conversation(
+            user, chat, Step.FORGET_CONFIRM, self._clock() + self.ttl_s, request=current_request()
+        )
         return Reply(
             texts.FORGET_CONFIRM,
             buttons=(Button("Yes, delete everything", Action.FORGET_YES), Button("No", Action.FORGET_NO)),
@@ -96,6 +124,9 @@ class Conversations:
         self, user: int, chat: int, action: Action, forget: Callable[[int], Awaitable[Reply]]
     ) -> Reply:
         """A Yes/No button; ``forget(user)`` deletes the user when they confirm /forget."""
+        replayed = await self.replay(user, chat)
+        if replayed is not None:
+            return replayed
         conversation = await self.store.get_conversation(user, chat, self._clock())
         step = Step(conversation.step) if conversation is not None else None
         if action in (Action.ENROLL_YES, Action.ENROLL_NO):
@@ -106,7 +137,9 @@ class Conversations:
                 return Reply(texts.ENROLL_CANCELLED, closes_question=True)
             if conversation.embedding is not None and conversation.model == self.recognizer.model_id:
                 return await self._store_face(user, chat, conversation.embedding)
-            await self.store.set_conversation(user, chat, Step.ENROLL_SELFIE, self._clock() + self.ttl_s)
+            await self.store.set_conversation(
+                user, chat, Step.ENROLL_SELFIE, self._clock() + self.ttl_s, request=current_request()
+            )
             return Reply(texts.SEND_SELFIE, closes_question=True)
         if step is not Step.FORGET_CONFIRM:
             return Reply(texts.QUESTION_EXPIRED.format(command="forget"), error=True)
@@ -131,7 +164,13 @@ class Conversations:
             await self.store.end_conversation(user, chat)
             log.info("enrol refused user=%s reason=%s", user, exc.code)
             return Reply(str(exc), error=True, closes_question=True)
-        await self.store.end_conversation(user, chat)
+        await self.store.set_conversation(
+            user, chat, Step.ENROLLED, self._clock() + self.ttl_s, request=current_request()
+        )
         log.info("enrolled user=%s chat=%s samples=%d", user, chat, samples)
-        more = "" if samples >= 3 else texts.ENROLL_MORE
-        return Reply(texts.ENROLLED.format(samples=samples) + more, closes_question=True)
+        return _enrolled(samples)
+
+
+def _enrolled(samples: int) -> Reply:
+    more = "" if samples >= 3 else texts.ENROLL_MORE
+    return Reply(texts.ENROLLED.format(samples=samples) + more, closes_question=True)

@@ -215,6 +215,10 @@ class MoodtunesService:
             return refused
         outcome = "error"
         try:
+            replayed = await self.conversations.replay(user, chat)
+            if replayed is not None:  # this very photo enrolled the user before a worker died
+                outcome = "enrolment"
+                return replayed
             image = await _bytes(photo)
             rgb = await asyncio.to_thread(decode_image, image)
             if await self.conversations.step(user, chat) is Step.ENROLL_SELFIE:

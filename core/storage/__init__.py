@@ -7,6 +7,7 @@ from core.storage.store import (
     PlaylistClaim,
     ResultRow,
     Store,
+    UpdateClaim,
     UserSettings,
     open_store,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "PlaylistClaim",
     "ResultRow",
     "Store",
+    "UpdateClaim",
     "UserSettings",
     "open_store",
 ]

@@ -81,6 +81,17 @@ class Conversation:
     expires_at: float
     model: str | None = None
     embedding: np.ndarray | None = None
+    request: str | None = None
+    """The platform request (e.g. a Telegram update) that made this step."""
+
+
+@dataclass(frozen=True)
+class UpdateClaim:
+    """Outcome of :meth:`Store.claim_update`: ``state`` is ``claimed`` (handle it; ``progress``
+    messages of its answer were already sent by a worker that died), ``done`` or ``busy``."""
+
+    state: str
+    progress: int = 0
 
 
 @dataclass(frozen=True)
@@ -336,6 +347,16 @@ class Store:
             generation,
         )
 
+    async def count_samples(self, user_id: int, chat_id: int, model: str) -> int:
+        """The user's face samples in one chat for one model."""
+        value = await self.db.fetchval(
+            "SELECT count(*) FROM face_embeddings WHERE user_id = ? AND chat_id = ? AND model = ?",
+            user_id,
+            chat_id,
+            model,
+        )
+        return int(value or 0)
+
     async def count_embeddings(self, user_id: int) -> int:
         """All face samples of the user, every chat and model."""
         return int(
@@ -464,18 +485,21 @@ class Store:
         expires_at: float,
         model: str | None = None,
         embedding: np.ndarray | None = None,
+        request: str | None = None,
     ) -> None:
         """Open (or move) the user's conversation in the chat to ``step`` until ``expires_at``."""
         blob = None if embedding is None else np.asarray(embedding, dtype="<f4").tobytes()
         await self.db.execute(
-            "INSERT INTO conversations (user_id, chat_id, step, model, embedding, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, chat_id) DO UPDATE SET step = excluded.step, "
-            "model = excluded.model, embedding = excluded.embedding, expires_at = excluded.expires_at",
+            "INSERT INTO conversations (user_id, chat_id, step, model, embedding, request, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, chat_id) DO UPDATE SET step = excluded.step, "
+            "model = excluded.model, embedding = excluded.embedding, request = excluded.request, "
+            "expires_at = excluded.expires_at",
             user_id,
             chat_id,
             step,
             model,
             blob,
+            request,
             expires_at,
         )
 
@@ -485,7 +509,7 @@ class Store:
         """The open conversation, None if there is none or it expired."""
         now = time.time() if now is None else now
         row = await self.db.fetchrow(
-            "SELECT step, expires_at, model, embedding FROM conversations "
+            "SELECT step, expires_at, model, embedding, request FROM conversations "
             "WHERE user_id = ? AND chat_id = ? AND expires_at > ?",
             user_id,
             chat_id,
@@ -494,7 +518,7 @@ class Store:
         if row is None:
             return None
         embedding = None if row[3] is None else np.frombuffer(bytes(row[3]), dtype="<f4").astype(np.float32)
-        return Conversation(str(row[0]), float(row[1]), row[2], embedding)
+        return Conversation(str(row[0]), float(row[1]), row[2], embedding, row[4])
 
     async def end_conversation(
         self, user_id: int, chat_id: int | None = None, step: str | None = None
@@ -535,10 +559,11 @@ class Store:
 
     async def claim_update(
         self, platform: str, update_id: str, worker: str, lease_s: float, now: float | None = None
-    ) -> str:
-        """Claim a platform update before handling it: ``"claimed"`` (handle it), ``"done"`` (it was
-        handled: answer the redelivery without handling it again) or ``"busy"`` (another worker is on it
-        and its lease runs). A claim whose lease ran out (its worker died) is taken over."""
+    ) -> UpdateClaim:
+        """Claim a platform update before handling it: ``claimed`` (handle it), ``done`` (it was
+        handled: answer the redelivery without handling it again) or ``busy`` (another worker is on it
+        and its lease runs). A claim whose lease ran out (its worker died) is taken over, with the
+        progress that worker recorded (:meth:`record_progress`)."""
         now = time.time() if now is None else now
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
@@ -547,7 +572,7 @@ class Store:
                 "worker = excluded.worker, lease_until = excluded.lease_until, "
                 "updated_at = excluded.updated_at "
                 "WHERE processed_updates.state = 'working' AND processed_updates.lease_until < ? "
-                "RETURNING state",
+                "RETURNING progress",
                 platform,
                 str(update_id),
                 worker,
@@ -556,13 +581,26 @@ class Store:
                 now,
             )
             if row is not None:
-                return "claimed"
+                return UpdateClaim("claimed", int(row[0]))
             state = await tx.fetchval(
                 "SELECT state FROM processed_updates WHERE platform = ? AND update_id = ?",
                 platform,
                 str(update_id),
             )
-        return "done" if state == "done" else "busy"
+        return UpdateClaim("done" if state == "done" else "busy")
+
+    async def record_progress(self, platform: str, update_id: str, worker: str, progress: int) -> bool:
+        """Record that ``progress`` messages of an update's answer were sent (a worker taking the
+        update over sends only the rest); False if this worker lost the claim."""
+        changed = await self.db.execute(
+            "UPDATE processed_updates SET progress = ? "
+            "WHERE platform = ? AND update_id = ? AND worker = ? AND state = 'working'",
+            progress,
+            platform,
+            str(update_id),
+            worker,
+        )
+        return changed > 0
 
     async def renew_update(
         self, platform: str, update_id: str, worker: str, lease_s: float, now: float | None = None

@@ -11,8 +11,11 @@ Scope: what a polling photo bot uses, answered with Bot API JSON that PTB 22 par
 * Telegram's rules that bots trip over: ``text`` / ``caption`` length, HTML and MarkdownV2 parse errors,
   ``callback_data`` over 64 bytes, "message is not modified", a bot cannot start a private chat, a
   blocked user, group privacy mode (only commands, mentions and replies reach the bot), bad chat ids.
-* Not covered: webhooks deliver nothing (``setWebhook`` is only recorded, and makes ``getUpdates`` answer
-  409 as Telegram does), inline mode, payments, media groups, message entities beyond commands / mentions /
+* Webhooks: after ``setWebhook`` updates are POSTed to the URL with the secret token and redelivered until
+  answered 2xx (:mod:`tests.fakes.telegram_webhook`); ``getUpdates`` then answers 409 as Telegram does.
+  :meth:`FakeTelegram.hold` pauses every Bot API request at arrival, so a test can kill a bot process
+  with requests in flight: a held request whose client went away is dropped, never carried out.
+* Not covered: inline mode, payments, media groups, message entities beyond commands / mentions /
   URLs, and re-encoding: the largest ``PhotoSize`` of a photo is the exact bytes the test sent.
 
 Point PTB at it with ``ApplicationBuilder().token(fake.token).base_url(fake.base_url)
@@ -44,6 +47,7 @@ from tests.fakes.loopback import (
     json_response,
     read_body,
 )
+from tests.fakes.telegram_webhook import WebhookDelivery
 
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Telegram lets bots download files of at most 20 MB."""
@@ -435,6 +439,10 @@ class FakeTelegram(LoopbackServer):
         self._poll_generation = 0
         self._updates_changed = Changes()
         self._closing = False
+        self.webhook: WebhookDelivery | None = None
+        """Delivery to the registered webhook (None while polling)."""
+        self._running = asyncio.Event()
+        self._running.set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -454,8 +462,11 @@ class FakeTelegram(LoopbackServer):
         return app
 
     async def _before_stop(self) -> None:
-        """End pending long polls (stop the bot first)."""
+        """End pending long polls and webhook deliveries (stop the bot first)."""
         self._closing = True
+        self._running.set()
+        if self.webhook is not None:
+            await self.webhook.stop()
         self._updates_changed.notify()
         self._log.changes.notify()
 
@@ -697,7 +708,22 @@ class FakeTelegram(LoopbackServer):
         update_id = next(self._update_ids)
         self._updates.append({"update_id": update_id, **body})
         self._updates_changed.notify()
+        if self.webhook is not None:
+            self.webhook.notify()
         return update_id
+
+    def _take_updates(self) -> list[dict[str, Any]]:
+        """The waiting updates, handed to the webhook delivery (which owns them from now on)."""
+        taken, self._updates = self._updates, []
+        return taken
+
+    def hold(self) -> None:
+        """Pause every Bot API request at arrival until :meth:`release`."""
+        self._running.clear()
+
+    def release(self) -> None:
+        """Carry out the held requests whose clients are still connected; drop the others."""
+        self._running.set()
 
     def _user_message(
         self,
@@ -742,6 +768,10 @@ class FakeTelegram(LoopbackServer):
     # ------------------------------------------------------------------ internals: HTTP
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if not self._running.is_set():
+            await self._running.wait()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the client died while held: nothing is carried out
         path = request.path  # decoded: PTB percent-encodes the token's ':' in file URLs
         if path.startswith("/file/bot"):
             token, _, file_path = path[len("/file/bot") :].partition("/")
@@ -1125,10 +1155,25 @@ class FakeTelegram(LoopbackServer):
 
     async def _set_webhook(self, call: BotCall) -> bool:
         self.webhook_url = str(call.params.get("url") or "")
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
+        if self.webhook_url:
+            self.webhook = WebhookDelivery(
+                self.webhook_url,
+                str(call.params.get("secret_token") or ""),
+                int(call.params.get("max_connections") or 40),
+                self._take_updates,
+            )
+            self.webhook.start()
+            self.webhook.notify()
         return True
 
     async def _delete_webhook(self, call: BotCall) -> bool:
         self.webhook_url = ""
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
         if str(call.params.get("drop_pending_updates")).lower() == "true":
             self._updates.clear()
         return True

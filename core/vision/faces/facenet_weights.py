@@ -13,9 +13,11 @@ needs internet once, or the ``.pt`` file placed in the cache directory by hand.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -153,17 +155,31 @@ def casia_weights(cache_dir: Path) -> Path:
     """The converted CASIA-WebFace state_dict in ``cache_dir``, converting it on first use (~3 s).
 
     The file's sha256 sits beside it; a file that does not match (a torn write) is converted again.
+    Several processes starting at once (``moodtunes run --workers N``) convert it once: the first
+    holds a lock on the cache while the others wait, then find the file made.
     """
     target = Path(cache_dir) / f"{MODEL_IDS['casia-webface']}.pt"
     digest_file = target.with_suffix(".sha256")
-    if target.is_file() and digest_file.is_file() and digest_file.read_text().strip() == _sha256(target):
+
+    def ready() -> bool:
+        if not (target.is_file() and digest_file.is_file()):
+            return False
+        return digest_file.read_text().strip() == _sha256(target)
+
+    if ready():
         return target
-    log.info("converting FaceNet CASIA-WebFace weights from %s into %s", graph_path(), target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".pt.tmp")
-    torch.save(convert_graph(), tmp)
-    tmp.replace(target)
-    digest_file.write_text(_sha256(target) + "\n")
+    with open(target.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if ready():
+            return target
+        log.info("converting FaceNet CASIA-WebFace weights from %s into %s", graph_path(), target)
+        tmp = target.with_suffix(f".pt.{os.getpid()}.tmp")
+        torch.save(convert_graph(), tmp)
+        tmp.replace(target)
+        digest_tmp = digest_file.with_suffix(f".{os.getpid()}.tmp")
+        digest_tmp.write_text(_sha256(target) + "\n")
+        digest_tmp.replace(digest_file)
     return target
 
 

@@ -34,6 +34,7 @@ CREATE TABLE conversations (
     step       TEXT NOT NULL,
     model      TEXT,
     embedding  BYTEA,
+    request    TEXT,                            -- the platform request that made this step
     expires_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (user_id, chat_id)
 );
@@ -52,6 +53,7 @@ CREATE TABLE processed_updates (
     update_id   TEXT NOT NULL,
     state       TEXT NOT NULL CHECK (state IN ('working', 'done')),
     worker      TEXT NOT NULL,
+    progress    INTEGER NOT NULL DEFAULT 0,            -- messages of the answer already sent
     lease_until DOUBLE PRECISION NOT NULL,
     updated_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (platform, update_id)

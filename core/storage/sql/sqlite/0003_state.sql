@@ -57,6 +57,7 @@ CREATE TABLE conversations (
     step       TEXT NOT NULL,
     model      TEXT,
     embedding  BLOB,
+    request    TEXT,                            -- the platform request that made this step
     expires_at REAL NOT NULL,
     PRIMARY KEY (user_id, chat_id)
 );
@@ -77,6 +78,7 @@ CREATE TABLE processed_updates (
     update_id   TEXT NOT NULL,
     state       TEXT NOT NULL CHECK (state IN ('working', 'done')),
     worker      TEXT NOT NULL,
+    progress    INTEGER NOT NULL DEFAULT 0,            -- messages of the answer already sent
     lease_until REAL NOT NULL,                  -- a working claim older than this was abandoned
     updated_at  REAL NOT NULL,
     PRIMARY KEY (platform, update_id)
