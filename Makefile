@@ -53,7 +53,7 @@ bench: models  ## print (and write JSON of) the benchmark figures quoted in the 
 	$(PY) benchmarks/face_pipeline.py
 	$(PY) benchmarks/emotion.py
 	$(PY) benchmarks/music.py
-	$(PY) benchmarks/bot_load.py
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -419,3 +419,47 @@ def test_render_fits_fifty_long_named_tracks_in_one_message() -> None:
     assert "\\]" not in songs  # no label ends by escaping its closing bracket
     assert embeds[0].description == "Hi \\*\\*Ann\\*\\*!"  # user-chosen names are shown literally
     assert rendered.file is not None and rendered.view is None
+
+
+async def test_two_processes_split_the_guilds_by_shard(
+    point_discord_py: None, fake_spotify: FakeSpotify, pipeline: FaceAnalyzer, cache_dir: Path, tmp_path: Path
+) -> None:
+    """Two adapters (as two workers, each with its own service on the shared database) run shard 0 and
+    shard 1 of 2: each gets only its shard's guilds and events, and both answer commands there."""
+    services = [
+        await make_service(tmp_path, pipeline, cache_dir, fake_spotify, rate_limit_photos=100)
+        for _ in range(2)
+    ]
+    adapters: list[DiscordAdapter] = []
+    try:
+        async with FakeDiscord(shard_count=2) as fake:
+            second = fake.add_guild("Second guild", shard=1)
+            assert (fake.shard_of(fake.guild), fake.shard_of(second)) == (0, 1)
+            for shard, service in enumerate(services):
+                settings = service.settings.model_copy(
+                    update={
+                        "discord_token": SecretStr(fake.token),
+                        "discord_api_url": fake.api_url,
+                        "discord_shard_count": 2,
+                        "discord_shard_ids": str(shard),
+                    }
+                )
+                adapters.append(DiscordAdapter(service, settings))
+                await adapters[-1].start()
+            await fake.wait_until_ready(sessions=2)
+            assert sorted(s.shard for s in fake.sessions if s.identified) == [(0, 2), (1, 2)]
+            assert [{g.id for g in a.client.guilds} for a in adapters] == [{fake.guild.id}, {second.id}]
+            alice = fake.add_user("alice")
+            for guild, owner in ((fake.guild, 0), (second, 1)):
+                interaction = await fake.slash_command(
+                    alice, guild.channels[0], "mood", {"photo": lfw("Tony_Blair", 1)}
+                )
+                [followup] = await fake.wait_for_followups(interaction, timeout=PHOTO_TIMEOUT)
+                assert len(track_ids(followup)) == 10
+                got = fake.recipients("INTERACTION_CREATE", lambda d, i=interaction.id: int(d["id"]) == i)
+                assert [s.shard for s in got] == [(owner, 2)]
+    finally:
+        for adapter in adapters:
+            await adapter.stop()
+        for service in services:
+            await service.close()
