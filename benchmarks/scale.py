@@ -85,7 +85,10 @@ async def measure(users: int, rounds: int, worker_counts: list[int]) -> dict[str
             configs = [("sqlite, 1 process", str(Path(tmp) / "bench.sqlite3"), 1)]
             configs += [(f"postgresql, {n} worker(s)", server.new_database(), n) for n in worker_counts]
             for name, db, workers in configs:
-                async with FakeSpotify() as spotify, running_cluster(Path(tmp), cache, db, spotify, workers) as c:
+                async with (
+                    FakeSpotify() as spotify,
+                    running_cluster(Path(tmp), cache, db, spotify, workers) as c,
+                ):
                     results[name] = {"workers": workers, **await load(c, photos, users, rounds)}
                     figures = results[name]
                 print(

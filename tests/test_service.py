@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -252,3 +253,15 @@ async def test_a_redelivered_request_gets_the_same_answer(service: MoodtunesServ
     named = await service.handle_photo(ANN, HERE, photo("Tony_Blair", 1))
     assert named.text.startswith("Hi Ann!") and named.tracks
     set_request(None)
+
+
+async def test_group_photos_follow_the_group_and_replies_vary(service: MoodtunesService) -> None:
+    group = await service.handle_photo(ANN, HERE, data_path("photos", "multiface.jpg").read_bytes())
+    assert "I see 6 faces" in group.text and "the songs follow the group" in group.text
+    assert re.search(r"(all|mostly|mixed, leaning) \w+: \d of 6 faces", group.text), group.text
+    assert group.mood and ":" in group.mood  # why these songs, e.g. "calm: instrumental, quiet, acoustic"
+    # The same emotion again: the user's recent songs are not sent again while others fit.
+    first = await service.handle_photo(BOB, HERE, photo("Colin_Powell"))
+    second = await service.handle_photo(BOB, HERE, photo("Colin_Powell"))
+    assert first.emotion == second.emotion
+    assert not {t.id for t in first.tracks} & {t.id for t in second.tracks}

@@ -1,5 +1,10 @@
 """Photo replies: faces, emotions and songs for a photo, and the buttons under the reply.
 
+One face: the songs follow its emotion. Several: they follow the group, a blend of the faces'
+emotions in which bigger faces weigh more (:func:`core.music.group.blend_faces`), and the reply says
+so ("mostly happy: 4 of 6 faces"). The songs avoid the user's recent tracks for the same emotion, and
+the mood line says why these songs ("calm: instrumental, quiet, acoustic").
+
 A reply's buttons carry a random token; what they act on (the emotion, the policy, the songs shown
 so far, the playlist made) is a row of ``reply_results`` in the store, so a press works on any worker
 and after a restart, until the result expires. Two presses racing on two workers never lose an
@@ -20,6 +25,7 @@ from core.app import texts
 from core.app.replies import Action, Button, FaceLine, Reply
 from core.errors import MoodtunesError
 from core.music import Catalog, Track
+from core.music.group import GroupMood, blend_faces
 from core.spotify import SpotifyService
 from core.storage import ResultRow, Store
 from core.vision.annotate import annotate
@@ -27,6 +33,8 @@ from core.vision.recognizer import IdentifiedFace
 
 log = logging.getLogger(__name__)
 
+RECENT_REPLIES = 3
+"""A user's last replies for the same emotion whose songs are not sent again while others fit."""
 PLAYLIST_WAIT_S = 60.0
 """How long a press waits for the same playlist being made on another worker."""
 UPDATE_RETRIES = 5
@@ -62,16 +70,21 @@ class PhotoReplies:
         """The reply to a photo with ``faces`` (at least one): annotated photo, faces and songs."""
         lines = tuple(face_line(f) for f in faces)
         main = next((f for f in faces if f.match.user_id == user), faces[0])
-        emotion = main.analysis.emotion.label if main.analysis.emotion else "neutral"
+        group = group_mood(faces)
+        if group is not None:
+            emotion = group.emotion
+        else:
+            emotion = main.analysis.emotion.label if main.analysis.emotion else "neutral"
         settings = await self.store.get_settings(user)
         photo = await asyncio.to_thread(annotate, rgb, lines)
-        heading = headline(faces, main, user)
+        heading = headline(faces, main, user, group)
         if self.catalog is None:
             return Reply(f"{heading}\n\n{texts.NO_CATALOG}", faces=lines, photo=photo, emotion=emotion)
         result = ResultRow(
             secrets.token_urlsafe(9), user, chat, emotion, settings.mood_policy, settings.track_count
         )
-        tracks = self._next_tracks(result)
+        recent = await self.store.recent_tracks(user, emotion, RECENT_REPLIES)
+        tracks = self._next_tracks(result, recent)
         await self.store.add_result(result, self.result_ttl_s, self._clock())
         return self._tracks_reply(result, tracks, heading, faces=lines, photo=photo)
 
@@ -96,11 +109,16 @@ class PhotoReplies:
         log.warning("button press lost %d races token=%s", UPDATE_RETRIES, token)
         return Reply(texts.SORRY, error=True)
 
-    def _next_tracks(self, result: ResultRow) -> list[Track]:
-        """The next list for the result (never a song already shown in its chain); updates ``result``."""
+    def _next_tracks(self, result: ResultRow, recent: set[str] | None = None) -> list[Track]:
+        """The next list for the result (never a song already shown in its chain, the user's recent
+        ones only when nothing else is left); updates ``result``."""
         assert self.catalog is not None
         tracks = self.catalog.recommend(
-            emotion=result.emotion, n=result.count, policy=result.policy, exclude=set(result.shown)
+            emotion=result.emotion,
+            n=result.count,
+            policy=result.policy,
+            exclude=set(result.shown),
+            recent=recent or (),
         )
         result.shown = [*result.shown, *(t.id for t in tracks)]
         result.tracks = [t.id for t in tracks]
@@ -115,7 +133,7 @@ class PhotoReplies:
         photo: bytes | None = None,
     ) -> Reply:
         assert self.catalog is not None
-        mood = self.catalog.mood_of(result.emotion, result.policy)
+        mood = self.catalog.explain(result.emotion, result.policy)
         other = (
             Button("Match my mood", Action.MATCH, result.token)
             if result.policy == "lift"
@@ -180,12 +198,21 @@ def face_line(face: IdentifiedFace) -> FaceLine:
     )
 
 
-def headline(faces: list[IdentifiedFace], main: IdentifiedFace, user: int) -> str:
-    """The first line of a photo reply: a greeting, the feeling, or how many faces."""
+def group_mood(faces: list[IdentifiedFace]) -> GroupMood | None:
+    """The blended emotion of a photo with several faces read (bigger faces weigh more); None for one."""
+    read = [(f.analysis.emotion.scores, f.analysis.face.side**2) for f in faces if f.analysis.emotion]
+    return blend_faces(read) if len(read) > 1 else None
+
+
+def headline(
+    faces: list[IdentifiedFace], main: IdentifiedFace, user: int, group: GroupMood | None = None
+) -> str:
+    """The first line of a photo reply: a greeting, the feeling, or the group's mood."""
     emotion = main.analysis.emotion
+    hello = f"Hi {main.match.name}! " if main.match.user_id == user else ""
+    if group is not None:
+        return f"{hello}I see {len(faces)} faces, {group.text}; the songs follow the group."
     feeling = f"You look {emotion.label} ({emotion.confidence:.0%})." if emotion else ""
-    if main.match.user_id == user:
-        return f"Hi {main.match.name}! {feeling}".strip()
-    if len(faces) == 1:
-        return f"I don't know you yet (send /enroll so I can). {feeling}".strip()
-    return f"I see {len(faces)} faces; the songs follow the biggest one."
+    if hello:
+        return f"{hello}{feeling}".strip()
+    return f"I don't know you yet (send /enroll so I can). {feeling}".strip()

@@ -418,6 +418,17 @@ class Store:
             int(row[8]),
         )
 
+    async def recent_tracks(self, user_id: int, emotion: str, replies: int) -> set[str]:
+        """Track ids the user was shown in their last ``replies`` replies for ``emotion``."""
+        rows = await self.db.fetch(
+            "SELECT shown FROM reply_results WHERE user_id = ? AND emotion = ? "
+            "ORDER BY created_at DESC LIMIT ?",
+            user_id,
+            emotion,
+            replies,
+        )
+        return {track for row in rows for track in _ids(str(row[0]))}
+
     async def update_result(self, result: ResultRow) -> bool:
         """Save ``policy``, ``shown`` and ``tracks`` if nobody changed the result since it was read
         (same ``version``); returns False (nothing written) otherwise."""
