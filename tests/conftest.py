@@ -25,6 +25,15 @@ def data_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test writes to the real user data folder (the default database lives there)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model cache for the test session (FaceNet weights are converted into it once)."""

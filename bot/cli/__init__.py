@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from core.config import ConfigError
+from core.errors import MoodtunesError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"moodtunes: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except MoodtunesError as exc:  # e.g. a database from a newer moodtunes
+        print(f"moodtunes: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("moodtunes: interrupted", file=sys.stderr)
         return 130
