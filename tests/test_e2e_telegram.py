@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -159,8 +160,13 @@ async def test_a_user_meets_the_bot(harness: Harness) -> None:
     assert url is not None
     harness.spotify.add_user("ann-spotify", "Ann S")
     pasted = await harness.spotify.authorize(url.group(0).rstrip(".,)"), "ann-spotify")
-    (linked,) = await harness.say(ann, None, pasted)
-    assert "linked" in (linked.text or "").lower()
+    (question,) = await harness.say(ann, None, pasted)  # nothing is linked before Ann confirms the account
+    assert "Link the Spotify account Ann S (Spotify user id ann-spotify)" in (question.text or "")
+    (linked,) = await harness.press(ann, question, button(question, "Yes"))
+    assert "Spotify linked as Ann S" in (linked.text or "")
+    await fake.wait_for_call(  # the answered question loses its buttons
+        "editMessageReplyMarkup", predicate=lambda c: c.params.get("message_id") == question.message_id
+    )
     (playlist,) = await harness.press(ann, more, button(more, "Make a Spotify playlist"))
     assert "open.spotify.com/playlist/" in (playlist.text or "")
     (made,) = harness.spotify.playlists.values()
@@ -258,3 +264,27 @@ async def test_telegram_trouble_gets_a_clear_answer_and_nothing_is_lost(
         await asyncio.sleep(0.05)
     assert "telegram forbidden" in caplog.text
     assert len([c for c in fake.sent_to(where) if c.method == "sendMessage"]) >= 5
+
+
+async def test_spotify_authorised_on_the_callback_page_is_confirmed_privately(harness: Harness) -> None:
+    """/linkspotify in a group: the link, and later the question naming the account, come privately;
+    the account is linked only when the user presses Yes there."""
+    fake, spotify = harness.fake, harness.spotify
+    eve = fake.add_user("Eve")
+    await harness.say(eve, None, "/start")  # Eve has a private chat with the bot
+    group = fake.add_group("Friends")
+    before = len(harness._messages(eve))
+    (said,) = await harness.say(eve, group, "/linkspotify")
+    assert "private message" in (said.text or "") and "authorize" not in (said.text or "")
+    (link,) = (await fake.wait_for_messages(eve, before + 1, WAIT))[before:]
+    url = re.search(r"https?://\S+", html.unescape(link.text or ""))
+    assert url is not None
+    location = await spotify.authorize(url.group(0).rstrip(".,)"), "bob")
+    pending = await harness.service.spotify.handle_callback(dict(parse_qsl(urlsplit(location).query)))
+    (question,) = (await fake.wait_for_messages(eve, before + 2, WAIT))[before + 1 :]
+    assert "Bob B." in (question.text or "") and len(question.buttons) == 2
+    user = pending.user_id
+    assert not await harness.service.spotify.is_linked(user)
+    (linked,) = await harness.press(eve, question, button(question, "Yes"))
+    assert "Spotify linked as Bob B." in (linked.text or "")
+    assert await harness.service.spotify.is_linked(user)

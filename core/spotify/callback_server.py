@@ -1,10 +1,12 @@
-"""The small web server at the Spotify redirect URI: finishes a link and answers the browser.
+"""The small web server at the Spotify redirect URI: authorises a link and answers the browser.
 
 Spotify sends the browser to ``MOODTUNES_SPOTIFY_REDIRECT_URI?code=...&state=...``. With the default
 ``http://127.0.0.1:8888/spotify/callback`` this server listens on 127.0.0.1:8888 itself; with an
 ``https://`` redirect URI a reverse proxy terminates TLS and forwards to the host and port given here.
 Only GET on the redirect path is served. The access log is off (the query holds the authorisation
-code) and the pages tell the browser not to cache them or send a referrer.
+code) and the pages tell the browser not to cache them or send a referrer. The page names the
+Spotify account and sends the user back to the chat, where the account is linked only once they
+confirm it is theirs (see :mod:`core.app.linking`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from core.spotify.errors import SpotifyError, SpotifyLinkRefused, SpotifyUserNotAllowed
-from core.spotify.service import SpotifyService
+from core.spotify.service import CONFIRM_TTL_S, SpotifyService
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class CallbackServer:
     """aiohttp server for the redirect; use ``async with CallbackServer(service):`` or start/close.
 
     Args:
-        service: the Spotify service that finishes links (and notifies the adapters).
+        service: the Spotify service that authorises links (and asks the users to confirm them).
         host, port: where to listen; default: from the redirect URI (which must then be loopback http).
         path: the path to serve; default: the redirect URI's path.
     """
@@ -125,7 +127,7 @@ class CallbackServer:
 
     async def _callback(self, request: web.Request) -> web.Response:
         try:
-            account = await self.service.handle_callback(dict(request.query))
+            pending = await self.service.handle_callback(dict(request.query))
         except SpotifyLinkRefused as exc:
             return render_page("Spotify was not linked", str(exc), 400)
         except SpotifyUserNotAllowed as exc:
@@ -135,7 +137,12 @@ class CallbackServer:
         except Exception:
             log.exception("Spotify callback failed")
             return render_page("Spotify was not linked", "Something went wrong; please try again.", 500)
+        minutes = round(CONFIRM_TTL_S / 60)
+        account = pending.display_name
+        if pending.spotify_id and pending.spotify_id != account:
+            account = f"{account} (Spotify user id {pending.spotify_id})"
         return render_page(
-            "Spotify linked",
-            f"Linked to {account.display_name}. You can close this tab and go back to the chat.",
+            "Go back to the chat to confirm",
+            f"Spotify let you in as {account}. It is not linked yet: go back to the chat and confirm "
+            f"there that this is your account (within {minutes} minutes). You can close this tab.",
         )

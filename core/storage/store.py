@@ -606,23 +606,6 @@ class Store:
     # Tokens and account details arrive here already encrypted (core.spotify.token_cache); OAuth states
     # arrive hashed. Nothing in this section ever sees a secret in the clear.
 
-    async def spotify_save_link(self, user_id: int, token: bytes, account: bytes) -> None:
-        """Store (or replace) the user's encrypted token and encrypted account details.
-
-        Raises ``UserGone`` when the user was deleted while the link was being made.
-        """
-        async with self.db.transaction() as tx:
-            if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
-                raise UserGone("Your data was deleted meanwhile, so nothing was linked.")
-            await tx.execute(
-                "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, account = excluded.account, "
-                "linked_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP",
-                user_id,
-                token,
-                account,
-            )
-
     async def spotify_update_token(self, user_id: int, token: bytes) -> bool:
         """Replace the encrypted token of a linked user; False (nothing written) if not linked."""
         changed = await self.db.execute(
@@ -703,6 +686,74 @@ class Store:
             or 0
         )
 
+    async def spotify_add_pending(
+        self, confirm_hash: str, user_id: int, token: bytes, account: bytes, expires_at: float
+    ) -> None:
+        """Keep an authorised account (encrypted) until its user answers the confirmation question,
+        under the hash of the question's token; it replaces the user's earlier pending account.
+
+        Raises ``UserGone`` when the user was deleted while the link was being made.
+        """
+        async with self.db.transaction() as tx:
+            if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
+                raise UserGone("Your data was deleted meanwhile, so nothing was linked.")
+            await tx.execute(
+                "INSERT INTO spotify_pending_links (confirm_hash, user_id, token, account, expires_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "confirm_hash = excluded.confirm_hash, token = excluded.token, "
+                "account = excluded.account, expires_at = excluded.expires_at",
+                confirm_hash,
+                user_id,
+                token,
+                account,
+                expires_at,
+            )
+
+    async def spotify_confirm_pending(self, confirm_hash: str, user_id: int, now: float) -> bytes | None:
+        """The user said Yes: move their pending account to the linked tokens, in one transaction.
+
+        Returns its encrypted account details, or None (nothing changes) when no such question of this
+        user is pending or it expired (an expired one is deleted).
+        """
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "DELETE FROM spotify_pending_links WHERE confirm_hash = ? AND user_id = ? "
+                "RETURNING token, account, expires_at",
+                confirm_hash,
+                user_id,
+            )
+            if row is None or float(row[2]) <= now:
+                return None
+            await tx.execute(
+                "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, account = excluded.account, "
+                "linked_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP",
+                user_id,
+                bytes(row[0]),
+                bytes(row[1]),
+            )
+        return bytes(row[1])
+
+    async def spotify_drop_pending(self, confirm_hash: str, user_id: int) -> bool:
+        """The user said No: delete their pending account; True if it was there."""
+        return (
+            await self.db.execute(
+                "DELETE FROM spotify_pending_links WHERE confirm_hash = ? AND user_id = ?",
+                confirm_hash,
+                user_id,
+            )
+            > 0
+        )
+
+    async def spotify_count_pending(self, user_id: int | None = None) -> int:
+        """Accounts waiting for confirmation (of one user, or all)."""
+        if user_id is None:
+            return int(await self.db.fetchval("SELECT count(*) FROM spotify_pending_links") or 0)
+        return int(
+            await self.db.fetchval("SELECT count(*) FROM spotify_pending_links WHERE user_id = ?", user_id)
+            or 0
+        )
+
     # Expiry -----------------------------------------------------------------------------------------
 
     async def sweep(
@@ -719,6 +770,9 @@ class Store:
             "conversations": await self.db.execute("DELETE FROM conversations WHERE expires_at <= ?", now),
             "spotify_oauth_states": await self.db.execute(
                 "DELETE FROM spotify_oauth_states WHERE expires_at <= ?", now
+            ),
+            "spotify_pending_links": await self.db.execute(
+                "DELETE FROM spotify_pending_links WHERE expires_at <= ?", now
             ),
             "rate_events": await self.db.execute(
                 "DELETE FROM rate_events WHERE at <= ?", now - rate_window_s
