@@ -15,13 +15,14 @@ from core.spotify.errors import (
     SpotifyUserNotAllowed,
 )
 from core.spotify.retry import RetryPolicy
-from core.spotify.service import PendingLink, PendingNotifier, SpotifyService
+from core.spotify.service import PendingLink, PendingNotifier, Rotation, SpotifyService
 from core.spotify.token_cache import generate_key
 
 __all__ = [
     "PendingLink",
     "PendingNotifier",
     "RetryPolicy",
+    "Rotation",
     "SpotifyError",
     "SpotifyLinkRefused",
     "SpotifyNotConfigured",

@@ -9,6 +9,7 @@ One object, :class:`SpotifyService`, is all the adapters use::
     name = await spotify.confirm_link(user_id, pending.confirm)   # the user's "Yes" (or cancel_link)
     playlist_url = await spotify.create_playlist(user_id, track_ids, "happy")
     await spotify.unlink(user_id)
+    await spotify.rotate_key()            # re-encrypt everything under the first MOODTUNES_SECRET_KEY
 
 A browser that finishes the authorisation proves only that *someone* consented on Spotify: whoever
 opens a user's link would otherwise attach their own account to that user. So a finished
@@ -89,6 +90,15 @@ class PendingLink:
     expires_at: float
     notify: dict[str, Any] = field(default_factory=dict)
     """What :meth:`SpotifyService.start_link` was given to say where to ask the user."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What :meth:`SpotifyService.rotate_key` did: rows re-encrypted under the first key, and rows no
+    key could read (left as they are: their users must link again)."""
+
+    reencrypted: int
+    unreadable: int
 
 
 def _disabled_reason(settings: Settings) -> str | None:
@@ -270,6 +280,37 @@ class SpotifyService:
         if dropped:
             log.info("Spotify authorisation declined by user %d; deleted", user_id)
         return dropped
+
+    async def rotate_key(self) -> Rotation:
+        """Re-encrypt every stored Spotify token and account (linked and pending) under the first key of
+        ``MOODTUNES_SECRET_KEY`` (``new,old``), so that the old key can be dropped afterwards.
+
+        Needs only the key (not the Spotify credentials). A row whose token changes meanwhile (a refresh)
+        is left alone: it was just written under the first key. Raises SpotifyNotConfigured without a
+        valid key.
+        """
+        cipher = self._cipher
+        if cipher is None:
+            try:
+                cipher = TokenCipher(self.settings.secret_key.get_secret_value())
+            except ValueError:
+                raise SpotifyNotConfigured(
+                    "MOODTUNES_SECRET_KEY is not set to valid Fernet keys (new,old), so nothing can be "
+                    "re-encrypted."
+                ) from None
+        done = unreadable = 0
+        for table, user_id, token, account in await self.store.spotify_encrypted_rows():
+            try:
+                new_token, new_account = cipher.rotate(token), cipher.rotate(account)
+            except TokenUnreadable:
+                unreadable += 1
+                log.warning("Spotify %s data of user %d cannot be read with any key", table, user_id)
+                continue
+            async with self._lock(user_id):
+                if await self.store.spotify_reencrypt(table, user_id, token, new_token, new_account):
+                    done += 1
+        log.info("Spotify key rotation: reencrypted=%d unreadable=%d", done, unreadable)
+        return Rotation(done, unreadable)
 
     async def _finish(self, redirect: RedirectParams, expected_user: int | None) -> PendingLink:
         cipher = self._require_enabled()

@@ -754,6 +754,33 @@ class Store:
             or 0
         )
 
+    async def spotify_encrypted_rows(self) -> list[tuple[str, int, bytes, bytes]]:
+        """Every encrypted Spotify row, for re-encryption under a new key: ``(table, user_id, token,
+        account)`` with table ``linked`` or ``pending``."""
+        linked = await self.db.fetch("SELECT user_id, token, account FROM spotify_tokens ORDER BY 1")
+        pending = await self.db.fetch("SELECT user_id, token, account FROM spotify_pending_links ORDER BY 1")
+        return [
+            *(("linked", int(r[0]), bytes(r[1]), bytes(r[2])) for r in linked),
+            *(("pending", int(r[0]), bytes(r[1]), bytes(r[2])) for r in pending),
+        ]
+
+    async def spotify_reencrypt(
+        self, table: str, user_id: int, old_token: bytes, token: bytes, account: bytes
+    ) -> bool:
+        """Replace a row's ciphertexts by the same values under a new key, unless the token changed
+        meanwhile (a refresh already wrote it under the new key); True if replaced."""
+        name = {"linked": "spotify_tokens", "pending": "spotify_pending_links"}[table]
+        return (
+            await self.db.execute(
+                f"UPDATE {name} SET token = ?, account = ? WHERE user_id = ? AND token = ?",
+                token,
+                account,
+                user_id,
+                old_token,
+            )
+            > 0
+        )
+
     # Expiry -----------------------------------------------------------------------------------------
 
     async def sweep(
