@@ -178,12 +178,17 @@ class Store:
     ) -> int:
         """Id of the chat (the face-matching scope), created if new.
 
-        ``owner_user_id`` marks a private chat: it belongs to that user and is deleted with them.
+        ``owner_user_id`` marks a private chat: it belongs to that user and is deleted with them. A
+        private chat first stored without its owner (by an older version) gets it now, and its title
+        is cleared: a Telegram private chat's id is its user's id.
         """
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
                 "INSERT INTO chats (platform, external_id, title, owner_user_id) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (platform, external_id) DO UPDATE SET title = chats.title RETURNING id",
+                "ON CONFLICT (platform, external_id) DO UPDATE SET "
+                "title = CASE WHEN excluded.owner_user_id IS NOT NULL AND chats.owner_user_id IS NULL "
+                "THEN '' ELSE chats.title END, "
+                "owner_user_id = COALESCE(chats.owner_user_id, excluded.owner_user_id) RETURNING id",
                 platform,
                 str(external_id),
                 title,
