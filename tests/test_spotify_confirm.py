@@ -157,14 +157,6 @@ async def test_the_callback_page_asks_in_the_chat_and_yes_links(bot: Bot, fake_s
     assert await bot.service.spotify.is_linked(await bot.user())
 
 
-async def test_a_paste_in_a_group_is_asked_privately(bot: Bot, fake_spotify: FakeSpotify) -> None:
-    location = await fake_spotify.authorize(await bot.link_url(ANN, GROUP), user="alice")
-    reply = await bot.service.handle_text(ANN, GROUP, location)
-    assert reply is not None and reply.direct is not None
-    assert "Alice A." not in reply.text and not reply.buttons  # the group sees neither name nor buttons
-    assert "Alice A." in reply.direct.text and len(reply.direct.buttons) == 2
-
-
 async def test_a_newer_authorisation_replaces_the_question(bot: Bot, fake_spotify: FakeSpotify) -> None:
     first = await bot.service.handle_text(
         ANN, ANN_CHAT, await fake_spotify.authorize(await bot.link_url(), user="mallory")

@@ -87,19 +87,16 @@ class SpotifyLinking:
             "visit https://www.spotify.com/account/apps/."
         )
 
-    async def paste(self, user: int, text: str, place: Place | None = None) -> Reply | None:
-        """Plain text: a pasted Spotify redirect address gets the confirmation question (privately when
-        pasted in a shared place); any other text gives None."""
+    async def paste(self, user: int, text: str) -> Reply | None:
+        """Plain text: a pasted Spotify redirect address gets the question that confirms the account
+        (only ``user`` can answer it); any other text gives None."""
         if ("code=" not in text and "error=" not in text) or "state=" not in text:
             return None
         try:
             pending = await self.spotify.finish_link(user, text)
         except MoodtunesError as exc:
             return Reply(str(exc), error=True)
-        question = confirm_question(pending)
-        if place is None or place.seen_by_sender_only:
-            return question
-        return Reply(texts.SPOTIFY_CONFIRM_SENT_PRIVATELY, direct=question)
+        return confirm_question(pending)
 
     async def answer(self, user: int, action: Action, token: str) -> Reply:
         """The Yes / No of a confirmation question, pressed by ``user`` (only its owner's press counts)."""

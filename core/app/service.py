@@ -199,12 +199,12 @@ class MoodtunesService:
         return await self.linking.unlink(user)
 
     async def handle_text(self, person: Person, place: Place, text: str) -> Reply | None:
-        """Plain text: a pasted Spotify redirect address gets the question that confirms the account
-        (privately in a shared place); other text gets None."""
+        """Plain text: a pasted Spotify redirect address gets the question that confirms the account;
+        other text gets None."""
         if "state=" not in text:
             return None
         user, _ = await self.ids(person, place)
-        return await self.linking.paste(user, text, place)
+        return await self.linking.paste(user, text)
 
     # Photos -----------------------------------------------------------------------------------------
 

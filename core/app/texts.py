@@ -88,7 +88,6 @@ SPOTIFY_CONFIRM = (
 )
 SPOTIFY_CONFIRM_YES = "Yes, link it"
 SPOTIFY_CONFIRM_NO = "No"
-SPOTIFY_CONFIRM_SENT_PRIVATELY = "I've asked you privately to confirm which Spotify account to link."
 SPOTIFY_LINKED = "Spotify linked as {name}. Press 'Make a Spotify playlist' under a photo reply."
 SPOTIFY_DECLINED = (
     "OK, I didn't link that Spotify account and deleted its authorisation. If it wasn't you who "
