@@ -111,6 +111,18 @@ def test_link_by_pasting(monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify)
     assert fake_env.token_grants() == ["authorization_code"]
 
 
+def test_a_hostile_spotify_name_is_printed_escaped(
+    monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify
+) -> None:
+    """The account's display name is whatever its owner typed: no terminal escape code gets through."""
+    fake_env.add_user("mal", "\x1b]0;pwned\x07\x1b[2JMal")
+    browser = _Browser(fake_env, _Screen(), "mal", follow=False)
+    code, out = _run(monkeypatch, ["spotify", "link", "--user", "ann", "--no-server"], browser)
+    assert code == 0, out
+    assert "Linked ann to the Spotify account \\x1b]0;pwned\\x07\\x1b[2JMal." in out
+    assert "\x1b" not in out and "\x07" not in out
+
+
 def test_link_declined_links_nothing(
     monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,6 +11,7 @@ without the face models (they are never needed here).
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.console import ConsoleChat
 from core.app import texts
 from core.app.people import Person, Place
 from core.app.replies import Action, Reply
@@ -202,3 +204,25 @@ async def test_expired_confirmations_are_refused_and_swept(fake_spotify: FakeSpo
         assert not await service.spotify.is_linked(ann)
     finally:
         await service.close()
+
+
+async def test_a_hostile_spotify_name_is_escaped_in_the_terminal(bot: Bot, fake_spotify: FakeSpotify) -> None:
+    """A Spotify display name is chosen by whoever owns the account: the terminal chat prints its control
+    characters escaped, never as escape codes (clear the screen, retitle the window, fake a prompt)."""
+    hostile = "\x1b[2J\x1b]0;pwned\x07Mal\rbot> all good"
+    fake_spotify.add_user("mal", hostile)
+    out = io.StringIO()
+    console = ConsoleChat(bot.service, out=out, user="ann")
+    link = await bot.link_url(console.person, console.place)
+    console.show(await _reply(console, await fake_spotify.authorize(link, user="mal")))
+    console.show(await _reply(console, "yes"))
+    printed = out.getvalue()
+    assert "\\x1b[2J\\x1b]0;pwned\\x07Mal\\x0dbot> all good" in printed
+    assert not any(c in printed for c in "\x1b\x07\r")
+    assert await bot.service.spotify.is_linked(await bot.user(console.person))
+
+
+async def _reply(console: ConsoleChat, line: str) -> Reply:
+    reply = await console.handle(line)
+    assert reply is not None
+    return reply
