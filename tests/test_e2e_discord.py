@@ -427,3 +427,36 @@ def test_render_fits_fifty_long_named_tracks_in_one_message() -> None:
     assert "\\]" not in songs  # no label ends by escaping its closing bracket
     assert embeds[0].description == "Hi \\*\\*Ann\\*\\*!"  # user-chosen names are shown literally
     assert rendered.file is not None and rendered.view is None
+
+
+async def test_a_server_nickname_never_names_the_user_elsewhere(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice is "Boss Lady" in the first server only; she enrolled in another. What the others there see,
+    and what is stored, is her own Discord name, whatever she did in the first server."""
+    fake = bot.fake
+    other = await fake.join_guild("Other Guild")
+    alice, bob = fake.add_user("alice"), fake.add_user("bob")  # members of both servers
+    member = fake.state.member
+
+    def nicknamed(guild: Any, user: Any, *, with_user: bool = True) -> dict[str, Any]:
+        data = member(guild, user, with_user=with_user)
+        if guild.id == fake.guild.id and user.id == alice.id:
+            data["nick"] = "Boss Lady"
+        return data
+
+    monkeypatch.setattr(fake.state, "member", nicknamed)
+    elsewhere = other.channels[0]
+    consent = await bot.command(alice, "enroll", {"photo": lfw("Tony_Blair", 1)}, channel=elsewhere)
+    await bot.press(alice, consent, "Yes, enrol me")
+
+    # In the nickname's server: a slash command, a button and a mention all carry her nickname.
+    mood = await bot.command(alice, "mood", {"photo": lfw("Colin_Powell", 1)})
+    await bot.press(alice, mood, "More tracks")
+    await fake.send_message(alice, None, "hello", mention_bot=True)
+    await fake.wait_for_messages(fake.channel, 1)
+
+    seen = await bot.command(bob, "mood", {"photo": lfw("Tony_Blair", 2)}, channel=elsewhere)
+    assert "Face: Alice looks" in text(seen) and "Boss Lady" not in text(seen)
+    user = await bot.service.store.find_user("discord", str(alice.id))
+    assert user is not None and await bot.service.store.user_name(user) == "Alice"

@@ -15,12 +15,13 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from bot.telegram_bot import TelegramAdapter
+from core.app import texts
 from core.app.service import MoodtunesService
 from core.vision.analyzer import FaceAnalyzer
 from core.vision.imaging import read_image_file
 from tests.conftest import data_path
 from tests.fakes.spotify import FakeSpotify
-from tests.fakes.telegram import BotCall, FakeTelegram, TgChat, TgUser
+from tests.fakes.telegram import ANONYMOUS_ADMIN, CHANNEL_BOT, BotCall, FakeTelegram, TgChat, TgUser
 from tests.service_fixtures import make_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -288,3 +289,30 @@ async def test_spotify_authorised_on_the_callback_page_is_confirmed_privately(ha
     (linked,) = await harness.press(eve, question, button(question, "Yes"))
     assert "Spotify linked as Bob B." in (linked.text or "")
     assert await harness.service.spotify.is_linked(user)
+
+
+async def test_anonymous_admins_and_channel_posts_are_scoped_to_their_chat(harness: Harness) -> None:
+    """A message sent as a chat (an anonymous group admin, a post as a channel) is not one person: it is
+    a sender of its own in each chat, which may not enrol a face or link Spotify."""
+    fake, store = harness.fake, harness.service.store
+    one, two = fake.add_group("One"), fake.add_group("Two")
+    channel = TgChat(-1001234567890, "channel", "Daily Mood")
+
+    async def post(chat: TgChat, sender: TgChat, text: str) -> str:
+        before = len(harness._messages(chat))
+        user = ANONYMOUS_ADMIN if sender is chat else CHANNEL_BOT
+        fake.send_text(user, chat, text, sender_chat=sender)
+        (reply,) = (await fake.wait_for_messages(chat, before + 1, WAIT))[before:]
+        return reply.text or ""
+
+    for chat, sender in ((one, one), (one, channel), (two, channel)):
+        assert texts.NOT_FOR_ANONYMOUS.format(what="learn your face") == await post(chat, sender, "/enroll")
+        assert texts.NOT_FOR_ANONYMOUS.format(what="link Spotify") == await post(chat, sender, "/linkspotify")
+    # The channel's setting in group One is not its setting in group Two: two senders, not one.
+    assert "7 songs" in await post(one, channel, "/tracks 7")
+    assert "I send 10 songs" in await post(two, channel, "/tracks")
+    for chat, sender in ((one, one), (one, channel), (two, channel)):
+        assert await store.find_user("telegram", f"chat:{chat.id}:{sender.id}") is not None
+    for never in (str(channel.id), str(ANONYMOUS_ADMIN.id), str(CHANNEL_BOT.id)):
+        assert await store.find_user("telegram", never) is None
+    assert not [c for c in fake.sent if c.chat_id in (ANONYMOUS_ADMIN.id, CHANNEL_BOT.id)]
