@@ -36,7 +36,7 @@ LINK_SENT_PRIVATELY = "I've sent you the Spotify link in a private message."
 
 
 def confirm_question(pending: PendingLink) -> Reply:
-    """ "Link the Spotify account X? Yes / No", its buttons carrying the question's token."""
+    """The question "Link the Spotify account X? Yes / No"; its buttons carry the question's token."""
     minutes = round(CONFIRM_TTL_S / 60)
     return Reply(
         texts.SPOTIFY_CONFIRM.format(
