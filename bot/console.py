@@ -44,14 +44,17 @@ class ConsoleChat:
         self.out = out or sys.stdout
         name = user or getpass.getuser()
         self.person = Person(LOCAL, name, name)
-        self.place = Place(LOCAL, DEFAULT_CHAT, "terminal")
+        self.place = Place(LOCAL, DEFAULT_CHAT, "terminal", ephemeral=True)  # only you read this terminal
         self.buttons: tuple[Button, ...] = ()
         self.photos = Path(tempfile.mkdtemp(prefix="moodtunes-"))
         self._count = 0
 
     def show(self, reply: Reply) -> None:
-        """Print a reply: its text, photo path and numbered buttons."""
-        print("bot> " + render_text(reply).replace("\n", "\n     "), file=self.out)
+        """Print a reply: its text, photo path and numbered buttons. Control characters (terminal escape
+        codes in a user-chosen name, a Spotify display name, a track title) are printed escaped."""
+        from bot.cli.common import printable  # bot.cli.common imports this module
+
+        print("bot> " + printable(render_text(reply)).replace("\n", "\n     "), file=self.out)
         if reply.photo is not None:
             self._count += 1
             path = self.photos / f"reply-{self._count}.jpg"
@@ -60,7 +63,7 @@ class ConsoleChat:
         if reply.buttons:  # like a chat app, the last buttons shown stay pressable after a plain reply
             self.buttons = reply.buttons
         for i, button in enumerate(reply.buttons, 1):
-            print(f"     [{i}] {button.label}", file=self.out)
+            print(f"     [{i}] {printable(button.label)}", file=self.out)
         self.out.flush()
 
     async def handle(self, line: str) -> Reply | None:

@@ -312,12 +312,17 @@ class TelegramAdapter:
             await self._deliver(lambda: target.reply_text(texts.SORRY))
 
     async def notify(self, person: Person, reply: Reply) -> None:
-        """Tell a Telegram user privately (their private chat's id is their user id)."""
+        """Tell a Telegram user privately (their private chat's id is their user id), with the
+        reply's buttons (the question that confirms a Spotify account)."""
         if person.platform != "telegram" or not person.external_id.isdigit():
             return
         await self._safely(
             lambda: self.app.bot.send_message(
-                int(person.external_id), render_html(reply), parse_mode=ParseMode.HTML
+                int(person.external_id),
+                render_html(reply),
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(reply),
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
 
@@ -407,6 +412,7 @@ class TelegramAdapter:
                 user.id,
                 render_html(direct),
                 parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(direct),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )

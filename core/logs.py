@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable
+from typing import Any
 
 FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 QUIET = ("httpx", "httpcore", "telegram", "aiosqlite", "asyncpg", "discord", "spotipy", "urllib3", "hpack")
 """Libraries held at INFO or above: at DEBUG they log tokens, payloads or SQL parameters."""
 NOISY = ("httpx", "discord.gateway", "discord.client", "aiohttp.access")
@@ -60,14 +63,50 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (as :data:`logging.lastResort`
+    does), so a replaced stderr (a test's capture, a daemon's redirect) is followed, never a stale one."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+
 def configure(level: str, secrets: Iterable[str] = ()) -> None:
-    """Log to stderr at ``level`` in the one-line format, libraries kept quiet, secrets redacted."""
-    logging.basicConfig(level=level, format=FORMAT, force=True)
+    """Log to stderr at ``level`` in the one-line format, libraries kept quiet, secrets redacted.
+
+    Calling it again (``moodtunes run`` after the CLI did) replaces its own handler and filter; a handler
+    installed by someone else is kept, and its records are redacted too.
+    """
     root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, StderrHandler):
+            root.removeHandler(handler)
+    ours = StderrHandler()
+    ours.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(ours)
+    root.setLevel(level)
+    redacting = RedactingFilter(secrets)
     for handler in root.handlers:
-        handler.addFilter(RedactingFilter(secrets))
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(redacting)
     floor = max(logging.INFO, root.level)
     for name in QUIET:
         logging.getLogger(name).setLevel(floor)
     for name in NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def configured_secrets(settings: Any) -> list[str]:
+    """The secret values of :class:`core.config.Settings` (platform tokens, the Spotify client
+    secret, the token key and each key of a ``new,old`` list), for :func:`configure`."""
+    values = []
+    for name in ("telegram_token", "discord_token", "spotify_client_secret", "secret_key"):
+        secret = getattr(settings, name, None)
+        value = secret.get_secret_value() if secret is not None else ""
+        values += [value, *(part.strip() for part in value.split(",") if "," in value)]
+    return [v for v in values if v]

@@ -285,7 +285,10 @@ async def test_playlist_button_after_linking_spotify_and_buttons_survive_a_resta
     location = await spotify.authorize(auth_url, user="alice")
     dm = fake.dm_channel(alice)
     await fake.send_message(alice, dm, location)
-    [linked] = await fake.wait_for_messages(dm, 1)
+    [question] = await fake.wait_for_messages(dm, 1)
+    assert "Link the Spotify account Alice A. (Spotify user id alice)" in text(question)
+    assert labels(question) == [texts.SPOTIFY_CONFIRM_YES, texts.SPOTIFY_CONFIRM_NO]
+    linked = await bot.press(alice, question, texts.SPOTIFY_CONFIRM_YES)
     assert "Spotify linked as Alice A." in text(linked)
 
     playlist = await bot.press(alice, mood, "Make a Spotify playlist")
@@ -303,16 +306,21 @@ async def test_playlist_button_after_linking_spotify_and_buttons_survive_a_resta
     assert len(track_ids(more)) == 10 and not set(track_ids(more)) & set(shown)
 
 
-async def test_spotify_linked_on_the_callback_page_is_told_in_a_dm(bot: Bot) -> None:
+async def test_spotify_authorised_on_the_callback_page_is_asked_in_a_dm(bot: Bot) -> None:
     fake = bot.fake
     alice = fake.add_user("alice")
     link = await bot.command(alice, "linkspotify")
     [auth_url] = [c["url"] for c in components(link.components) if c.get("style") == 5]
     location = await bot.spotify.authorize(auth_url, user="alice")
 
-    await bot.service.spotify.handle_callback(dict(parse_qsl(urlsplit(location).query)))
-    [notice] = await fake.wait_for_messages(fake.dm_channel(alice), 1)
-    assert "Spotify linked as Alice A." in text(notice)
+    pending = await bot.service.spotify.handle_callback(dict(parse_qsl(urlsplit(location).query)))
+    [question] = await fake.wait_for_messages(fake.dm_channel(alice), 1)
+    assert "Link the Spotify account Alice A." in text(question)
+    assert not await bot.service.spotify.is_linked(pending.user_id)
+    declined = await bot.press(alice, question, texts.SPOTIFY_CONFIRM_NO)
+    assert texts.SPOTIFY_DECLINED in text(declined)
+    assert not await bot.service.spotify.is_linked(pending.user_id)
+    assert await bot.service.store.spotify_count_pending() == 0
 
 
 async def test_photos_in_a_mention_and_in_a_dm_and_stop_lets_the_reply_finish(
@@ -463,3 +471,36 @@ async def test_two_processes_split_the_guilds_by_shard(
             await adapter.stop()
         for service in services:
             await service.close()
+
+
+async def test_a_server_nickname_never_names_the_user_elsewhere(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice is "Boss Lady" in the first server only; she enrolled in another. What the others there see,
+    and what is stored, is her own Discord name, whatever she did in the first server."""
+    fake = bot.fake
+    other = await fake.join_guild("Other Guild")
+    alice, bob = fake.add_user("alice"), fake.add_user("bob")  # members of both servers
+    member = fake.state.member
+
+    def nicknamed(guild: Any, user: Any, *, with_user: bool = True) -> dict[str, Any]:
+        data = member(guild, user, with_user=with_user)
+        if guild.id == fake.guild.id and user.id == alice.id:
+            data["nick"] = "Boss Lady"
+        return data
+
+    monkeypatch.setattr(fake.state, "member", nicknamed)
+    elsewhere = other.channels[0]
+    consent = await bot.command(alice, "enroll", {"photo": lfw("Tony_Blair", 1)}, channel=elsewhere)
+    await bot.press(alice, consent, "Yes, enrol me")
+
+    # In the nickname's server: a slash command, a button and a mention all carry her nickname.
+    mood = await bot.command(alice, "mood", {"photo": lfw("Colin_Powell", 1)})
+    await bot.press(alice, mood, "More tracks")
+    await fake.send_message(alice, None, "hello", mention_bot=True)
+    await fake.wait_for_messages(fake.channel, 1)
+
+    seen = await bot.command(bob, "mood", {"photo": lfw("Tony_Blair", 2)}, channel=elsewhere)
+    assert "Face: Alice looks" in text(seen) and "Boss Lady" not in text(seen)
+    user = await bot.service.store.find_user("discord", str(alice.id))
+    assert user is not None and await bot.service.store.user_name(user) == "Alice"

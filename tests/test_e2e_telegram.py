@@ -10,16 +10,18 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from bot.telegram_bot import TelegramAdapter
+from core.app import texts
 from core.app.service import MoodtunesService
 from core.vision.analyzer import FaceAnalyzer
 from core.vision.imaging import read_image_file
 from tests.conftest import data_path
 from tests.fakes.spotify import FakeSpotify
-from tests.fakes.telegram import BotCall, FakeTelegram, TgChat, TgUser
+from tests.fakes.telegram import ANONYMOUS_ADMIN, CHANNEL_BOT, BotCall, FakeTelegram, TgChat, TgUser
 from tests.service_fixtures import make_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -159,8 +161,13 @@ async def test_a_user_meets_the_bot(harness: Harness) -> None:
     assert url is not None
     harness.spotify.add_user("ann-spotify", "Ann S")
     pasted = await harness.spotify.authorize(url.group(0).rstrip(".,)"), "ann-spotify")
-    (linked,) = await harness.say(ann, None, pasted)
-    assert "linked" in (linked.text or "").lower()
+    (question,) = await harness.say(ann, None, pasted)  # nothing is linked before Ann confirms the account
+    assert "Link the Spotify account Ann S (Spotify user id ann-spotify)" in (question.text or "")
+    (linked,) = await harness.press(ann, question, button(question, "Yes"))
+    assert "Spotify linked as Ann S" in (linked.text or "")
+    await fake.wait_for_call(  # the answered question loses its buttons
+        "editMessageReplyMarkup", predicate=lambda c: c.params.get("message_id") == question.message_id
+    )
     (playlist,) = await harness.press(ann, more, button(more, "Make a Spotify playlist"))
     assert "open.spotify.com/playlist/" in (playlist.text or "")
     (made,) = harness.spotify.playlists.values()
@@ -258,3 +265,54 @@ async def test_telegram_trouble_gets_a_clear_answer_and_nothing_is_lost(
         await asyncio.sleep(0.05)
     assert "telegram forbidden" in caplog.text
     assert len([c for c in fake.sent_to(where) if c.method == "sendMessage"]) >= 5
+
+
+async def test_spotify_authorised_on_the_callback_page_is_confirmed_privately(harness: Harness) -> None:
+    """/linkspotify in a group: the link, and later the question naming the account, come privately;
+    the account is linked only when the user presses Yes there."""
+    fake, spotify = harness.fake, harness.spotify
+    eve = fake.add_user("Eve")
+    await harness.say(eve, None, "/start")  # Eve has a private chat with the bot
+    group = fake.add_group("Friends")
+    before = len(harness._messages(eve))
+    (said,) = await harness.say(eve, group, "/linkspotify")
+    assert "private message" in (said.text or "") and "authorize" not in (said.text or "")
+    (link,) = (await fake.wait_for_messages(eve, before + 1, WAIT))[before:]
+    url = re.search(r"https?://\S+", html.unescape(link.text or ""))
+    assert url is not None
+    location = await spotify.authorize(url.group(0).rstrip(".,)"), "bob")
+    pending = await harness.service.spotify.handle_callback(dict(parse_qsl(urlsplit(location).query)))
+    (question,) = (await fake.wait_for_messages(eve, before + 2, WAIT))[before + 1 :]
+    assert "Bob B." in (question.text or "") and len(question.buttons) == 2
+    user = pending.user_id
+    assert not await harness.service.spotify.is_linked(user)
+    (linked,) = await harness.press(eve, question, button(question, "Yes"))
+    assert "Spotify linked as Bob B." in (linked.text or "")
+    assert await harness.service.spotify.is_linked(user)
+
+
+async def test_anonymous_admins_and_channel_posts_are_scoped_to_their_chat(harness: Harness) -> None:
+    """A message sent as a chat (an anonymous group admin, a post as a channel) is not one person: it is
+    a sender of its own in each chat, which may not enrol a face or link Spotify."""
+    fake, store = harness.fake, harness.service.store
+    one, two = fake.add_group("One"), fake.add_group("Two")
+    channel = TgChat(-1001234567890, "channel", "Daily Mood")
+
+    async def post(chat: TgChat, sender: TgChat, text: str) -> str:
+        before = len(harness._messages(chat))
+        user = ANONYMOUS_ADMIN if sender is chat else CHANNEL_BOT
+        fake.send_text(user, chat, text, sender_chat=sender)
+        (reply,) = (await fake.wait_for_messages(chat, before + 1, WAIT))[before:]
+        return reply.text or ""
+
+    for chat, sender in ((one, one), (one, channel), (two, channel)):
+        assert texts.NOT_FOR_ANONYMOUS.format(what="learn your face") == await post(chat, sender, "/enroll")
+        assert texts.NOT_FOR_ANONYMOUS.format(what="link Spotify") == await post(chat, sender, "/linkspotify")
+    # The channel's setting in group One is not its setting in group Two: two senders, not one.
+    assert "7 songs" in await post(one, channel, "/tracks 7")
+    assert "I send 10 songs" in await post(two, channel, "/tracks")
+    for chat, sender in ((one, one), (one, channel), (two, channel)):
+        assert await store.find_user("telegram", f"chat:{chat.id}:{sender.id}") is not None
+    for never in (str(channel.id), str(ANONYMOUS_ADMIN.id), str(CHANNEL_BOT.id)):
+        assert await store.find_user("telegram", never) is None
+    assert not [c for c in fake.sent if c.chat_id in (ANONYMOUS_ADMIN.id, CHANNEL_BOT.id)]

@@ -101,7 +101,8 @@ async def one_user(users: Users, index: int, user: TgUser, photos: list[Path]) -
         account = f"listener-{index}"
         users.cluster.spotify.add_user(account, f"Listener {index}")
         pasted = await users.cluster.spotify.authorize(url.group(0).rstrip(".,)"), account)
-        linked = await users.say(user, pasted)
+        question = await users.say(user, pasted)  # which account? only a Yes in the chat links it
+        (linked,) = await users.press(user, question, button(question, "Yes"))
         assert "linked" in (linked.text or "").lower(), linked.text
         users.cluster.telegram.press_button(user, songs, button(songs, "Make a Spotify playlist"))
         first, second = await users.press(user, songs, button(songs, "Make a Spotify playlist"), replies=2)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -42,22 +44,26 @@ class _Screen(io.StringIO):
 
 
 class _Browser(io.StringIO):
-    """stdin whose first read plays the user: open the URL, agree, then paste (or follow) the redirect."""
+    """stdin whose first read plays the user: open the URL, agree, then paste (or follow) the redirect;
+    then answer the question that names the account with ``answer``."""
 
-    def __init__(self, fake: FakeSpotify, screen: _Screen, user: str, follow: bool) -> None:
+    def __init__(
+        self, fake: FakeSpotify, screen: _Screen, user: str, follow: bool, answer: str = "yes"
+    ) -> None:
         super().__init__()
         self.fake, self.screen, self.user, self.follow = fake, screen, user, follow
+        self.answers = [answer + "\n"]
         self.done = False
         self.callback_status: int | None = None
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
         if self.done:
-            return ""
+            return self.answers.pop(0) if self.answers else ""
         self.done = True
         location = self.fake.consent_location(self.screen.auth_url(), user=self.user)
         if self.follow:  # the browser follows the redirect to the CLI's callback server
             self.callback_status = requests.get(location, timeout=10).status_code
-            return ""
+            return self.answers.pop(0)
         return location + "\n"
 
 
@@ -100,8 +106,36 @@ def test_link_by_pasting(monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify)
     code, out = _run(monkeypatch, ["spotify", "link", "--user", "ann", "--no-server"], browser)
     assert code == 0, out
     assert "paste the address" in out
+    assert "Link the Spotify account Alice A. (Spotify user id alice) to you?" in out
     assert "Linked ann to the Spotify account Alice A." in out
     assert fake_env.token_grants() == ["authorization_code"]
+
+
+def test_a_hostile_spotify_name_is_printed_escaped(
+    monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify
+) -> None:
+    """The account's display name is whatever its owner typed: no terminal escape code gets through."""
+    fake_env.add_user("mal", "\x1b]0;pwned\x07\x1b[2JMal")
+    browser = _Browser(fake_env, _Screen(), "mal", follow=False)
+    code, out = _run(monkeypatch, ["spotify", "link", "--user", "ann", "--no-server"], browser)
+    assert code == 0, out
+    assert "Linked ann to the Spotify account \\x1b]0;pwned\\x07\\x1b[2JMal." in out
+    assert "\x1b" not in out and "\x07" not in out
+
+
+def test_link_declined_links_nothing(
+    monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator sees whose account came back and says no: nothing is linked or kept."""
+    screen = _Screen()
+    browser = _Browser(fake_env, screen, "bob", follow=True, answer="no")
+    code, out = _run(monkeypatch, ["spotify", "link", "--user", "ann", "--timeout", "20"], browser)
+    assert code == 1, out
+    assert "Link the Spotify account Bob B." in out and "didn't link" in out
+    assert "nothing was linked" in capsys.readouterr().err
+    with sqlite3.connect(os.environ["MOODTUNES_DB"]) as db:
+        assert db.execute("SELECT count(*) FROM spotify_tokens").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM spotify_pending_links").fetchone() == (0,)
 
 
 def test_link_through_callback(monkeypatch: pytest.MonkeyPatch, fake_env: FakeSpotify) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from core.config import ConfigError, Settings, load_settings
 from core.spotify import (
-    LinkedAccount,
+    PendingLink,
     SpotifyLinkRefused,
     SpotifyNotConfigured,
     SpotifyService,
@@ -77,7 +77,10 @@ async def test_link_by_pasting(
     redirect = await fake_spotify.authorize(url, user="alice")
     assert redirect.startswith("http://127.0.0.1:8888/spotify/callback?")
     pasted = f"  <{redirect}>\n"  # people paste with spaces and brackets
-    assert await spotify_service.finish_link(user, pasted) == "Alice A."
+    pending = await spotify_service.finish_link(user, pasted)
+    assert (pending.user_id, pending.display_name, pending.spotify_id) == (user, "Alice A.", "alice")
+    assert not await spotify_service.is_linked(user)  # not before the user confirms it in the chat
+    assert await spotify_service.confirm_link(user, pending.confirm) == "Alice A."
     assert await spotify_service.is_linked(user)
     assert await spotify_service.linked_name(user) == "Alice A."
     assert fake_spotify.token_grants() == ["authorization_code"]
@@ -89,7 +92,7 @@ class Callback:
     service: SpotifyService
     store: Store
     redirect_uri: str
-    notified: list[tuple[int, str]]
+    notified: list[PendingLink]
 
 
 @pytest.fixture
@@ -102,12 +105,12 @@ async def callback(fake_spotify: FakeSpotify, tmp_path: Path) -> AsyncIterator[C
     settings = fake_spotify.settings(tmp_path / "db.sqlite3", redirect_uri=redirect_uri)
     store = await Store.open(settings.db)
     service = SpotifyService(settings, store, policy=fast_policy())
-    notified: list[tuple[int, str]] = []
+    notified: list[PendingLink] = []
 
-    async def notify(account: LinkedAccount) -> None:
-        notified.append((account.user_id, account.display_name))
+    async def notify(pending: PendingLink) -> None:
+        notified.append(pending)
 
-    service.on_linked(notify)
+    service.on_pending(notify)
     server = CallbackServer(service)
     assert (server.host, server.port, server.path) == ("127.0.0.1", port, "/spotify/callback")
     await server.start(sock=sock)
@@ -131,8 +134,10 @@ async def test_link_through_callback_server(fake_spotify: FakeSpotify, callback:
             assert page.status == 200
             assert page.headers["Cache-Control"] == "no-store"
             assert page.headers["Referrer-Policy"] == "no-referrer"
-        assert "Bob B." in body and "go back to the chat" in body
-        assert notified == [(user, "Bob B.")]
+        assert "Bob B." in body and "go back to the chat" in body and "not linked yet" in body
+        assert [(p.user_id, p.display_name) for p in notified] == [(user, "Bob B.")]
+        assert not await service.is_linked(user)  # the user confirms it in the chat first
+        assert await service.confirm_link(user, notified[0].confirm) == "Bob B."
         assert await service.is_linked(user)
         # Reloading the page replays the state: refused, nothing changes, nobody notified again.
         async with browser.get(location) as page:
@@ -140,7 +145,7 @@ async def test_link_through_callback_server(fake_spotify: FakeSpotify, callback:
             assert "not valid" in await page.text()
         async with browser.get(callback.redirect_uri.replace("/spotify/callback", "/elsewhere")) as page:
             assert page.status == 404
-    assert notified == [(user, "Bob B.")]
+    assert len(notified) == 1
     assert fake_spotify.token_grants() == ["authorization_code"]
 
 
@@ -171,15 +176,17 @@ async def test_callback_page_says_why_a_link_failed(fake_spotify: FakeSpotify, c
 async def test_callback_notifier_failure_does_not_undo_link(
     fake_spotify: FakeSpotify, spotify_service: SpotifyService, spotify_store: Store
 ) -> None:
-    async def broken(account: LinkedAccount) -> None:
+    async def broken(pending: PendingLink) -> None:
         raise RuntimeError("adapter is down")
 
-    spotify_service.on_linked(broken)
+    spotify_service.on_pending(broken)
     user = await spotify_store.ensure_user("telegram", "1")
     location = await fake_spotify.authorize(await spotify_service.start_link(user))
     params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    account = await spotify_service.handle_callback(params)
-    assert (account.user_id, account.display_name, account.spotify_id) == (user, "Alice A.", "alice")
+    pending = await spotify_service.handle_callback(params)
+    assert (pending.user_id, pending.display_name, pending.spotify_id) == (user, "Alice A.", "alice")
+    assert await spotify_service.store.spotify_count_pending(user) == 1  # still waiting for the user
+    await spotify_service.confirm_link(user, pending.confirm)
     assert await spotify_service.is_linked(user)
 
 
@@ -188,7 +195,7 @@ async def test_replayed_state_refused(
 ) -> None:
     user = await spotify_store.ensure_user("telegram", "1")
     redirect = await fake_spotify.authorize(await spotify_service.start_link(user))
-    await spotify_service.finish_link(user, redirect)
+    await spotify_service.confirm_link(user, (await spotify_service.finish_link(user, redirect)).confirm)
     stored = await spotify_store.spotify_token(user)
     with pytest.raises(SpotifyLinkRefused, match="already used"):
         await spotify_service.finish_link(user, redirect)
@@ -211,7 +218,8 @@ async def test_expired_state_refused(fake_spotify: FakeSpotify, spotify_settings
             await service.finish_link(late, await fake_spotify.authorize(late_url))
         assert not await service.is_linked(late)
         assert fake_spotify.token_grants() == []
-        assert await service.finish_link(on_time, await fake_spotify.authorize(on_time_url, user="bob"))
+        pending = await service.finish_link(on_time, await fake_spotify.authorize(on_time_url, user="bob"))
+        await service.confirm_link(on_time, pending.confirm)
         assert await service.is_linked(on_time)
         # An expired state is purged when the next link starts.
         stale = await service.start_link(late)

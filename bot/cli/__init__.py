@@ -2,17 +2,20 @@
 
 Each module exposes ``register(subparsers)``, which adds its sub-commands with
 ``set_defaults(handler=...)``; a handler takes the parsed arguments and returns the exit status.
+Logging is configured like ``moodtunes run`` (:mod:`core.logs`: secrets redacted), at WARNING unless
+``--log-level`` or ``MOODTUNES_LOG_LEVEL`` says otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from core.config import ConfigError
+from core.config import ConfigError, load_settings
 from core.errors import MoodtunesError
+from core.logs import LEVELS, configure, configured_secrets
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -37,12 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``moodtunes`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = (args.log_level or "").upper() or None
-    logging.basicConfig(
-        level=level or "WARNING",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = (args.log_level or os.environ.get("MOODTUNES_LOG_LEVEL") or "WARNING").strip().upper()
+    if level not in LEVELS:
+        parser.error(f"--log-level must be one of {', '.join(LEVELS)}, not {level!r}")
+    configure_logging(level)
     try:
         return int(args.handler(args))
     except ConfigError as exc:
@@ -54,6 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("moodtunes: interrupted", file=sys.stderr)
         return 130
+
+
+def configure_logging(level: str) -> None:
+    """Log as ``moodtunes run`` does: one line per event to stderr, libraries that print secrets at
+    DEBUG held quiet, and every configured secret (and known kind of secret) redacted."""
+    try:
+        secrets = configured_secrets(load_settings())
+    except ConfigError:
+        secrets = []  # the command will report the bad setting; known kinds are redacted anyway
+    configure(level, secrets)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Spotify commands for operators: ``keygen``, ``spotify link``, ``spotify unlink``, ``spotify playlist``.
 
 ``moodtunes keygen`` prints a new Fernet key for ``MOODTUNES_SECRET_KEY``. ``spotify link`` prints the
-authorisation URL for a CLI user, then finishes on whichever comes first: the browser reaching the
-callback server at the redirect URI, or the redirected address pasted on standard input.
+authorisation URL for a CLI user, then authorises on whichever comes first: the browser reaching the
+callback server at the redirect URI, or the redirected address pasted on standard input; it then
+names the Spotify account and links it only if ``yes`` is typed (as the chat asks its users).
 ``spotify playlist`` picks tracks for an emotion from the local catalog and makes a private playlist.
 """
 
@@ -16,7 +17,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bot.cli.common import add_db, add_json, emit, fail, local_person, local_place, settings_from
+from bot.cli.common import (
+    add_db,
+    add_json,
+    emit,
+    fail,
+    local_person,
+    local_place,
+    printable,
+    settings_from,
+)
 from bot.console import LOCAL
 from core.app.context import App, load_app_catalog, open_app
 from core.app.people import Person, Place
@@ -94,24 +104,20 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
 
 
 async def _link(args: argparse.Namespace) -> int:
-    """The same linking as ``/linkspotify`` in chat, for a local user."""
+    """The same linking as ``/linkspotify`` in chat, for a local user, with the same confirmation."""
     settings = settings_from(args)
     async with open_app(settings, lazy_models=True, with_catalog=False) as app:
         if not app.spotify.enabled:
             return fail(str(app.spotify.disabled_reason))
         person, place = local_person(args.user), local_place()
         loop = asyncio.get_running_loop()
-        linked: asyncio.Future[str] = loop.create_future()
+        asked: asyncio.Future[Reply] = loop.create_future()
 
-        async def on_linked(who: Person, reply: Reply) -> None:
-            if (
-                who.platform == person.platform
-                and who.external_id == person.external_id
-                and not linked.done()
-            ):
-                linked.set_result(reply.text)
+        async def on_question(who: Person, reply: Reply) -> None:
+            if who.platform == person.platform and who.external_id == person.external_id and not asked.done():
+                asked.set_result(reply)
 
-        app.service.on_spotify_linked(on_linked)
+        app.service.on_spotify_linked(on_question)
         server: CallbackServer | None = None
         if not args.no_server:
             try:
@@ -120,6 +126,7 @@ async def _link(args: argparse.Namespace) -> int:
             except (ValueError, OSError) as exc:
                 server = None
                 print(f"(not listening at the redirect URI: {exc}; paste the address instead)", flush=True)
+        lines = _stdin_lines(loop)
         try:
             reply = await app.service.link_spotify(person, place)
             if reply.error or reply.link is None:
@@ -136,37 +143,42 @@ async def _link(args: argparse.Namespace) -> int:
                 flush=True,
             )
             async with asyncio.timeout(args.timeout):
-                done = await _wait_for_link(
-                    app, person, place, linked, _stdin_lines(loop), server is not None
+                question, answer = await _wait_for_question(
+                    app, person, place, asked, lines, server is not None
                 )
+                if question is None:
+                    return fail("no address was pasted; nothing was linked")
+                if question.error or len(question.buttons) != 2:
+                    return fail(question.text)
+                done = await _confirm(app, person, place, question, answer, lines)
         except TimeoutError:
             return fail("timed out waiting for the Spotify link; run the command again")
         finally:
             if server is not None:
                 await server.close()
-        if done is None:
-            return fail("no address was pasted; nothing was linked")
         if done.error:
-            return fail(done.text)
+            return fail("nothing was linked")
         user = await app.store.find_user(person.platform, person.external_id)
         name = await app.spotify.linked_name(user) if user is not None else None
-    print(f"Linked {args.user} to the Spotify account {name or 'you chose'}.", flush=True)
+    print(printable(f"Linked {args.user} to the Spotify account {name or 'you chose'}."), flush=True)
     return 0
 
 
-async def _wait_for_link(
+async def _wait_for_question(
     app: App,
     person: Person,
     place: Place,
-    linked: asyncio.Future[str],
+    asked: asyncio.Future[Reply],
     lines: asyncio.Queue[str | None],
     serving: bool,
-) -> Reply | None:
-    """The chat's answer once the callback page or a pasted address finished the link; None if
-    standard input ends first (and no callback page is waiting)."""
+) -> tuple[Reply | None, str | None]:
+    """The question confirming the account (from the callback page, or the answer to a pasted address),
+    and a line typed meanwhile that answers it, if any; ``(None, None)`` if standard input ends first
+    (and no callback page is waiting)."""
     stdin_open = True
+    early: str | None = None
     while True:
-        waiters: list[asyncio.Future[Any]] = [linked]
+        waiters: list[asyncio.Future[Any]] = [asked]
         reader: asyncio.Future[str | None] | None = None
         if stdin_open:
             reader = asyncio.ensure_future(lines.get())
@@ -176,17 +188,41 @@ async def _wait_for_link(
         finally:
             if reader is not None and not reader.done():
                 reader.cancel()
-        if linked.done():
-            return Reply(linked.result())
-        assert reader is not None
-        pasted = reader.result()
-        if pasted is None:
+        line = reader.result() if reader is not None and reader.done() else None
+        if asked.done():
+            return asked.result(), early if early is not None else line
+        if reader is None or not reader.done():
+            continue
+        if line is None:
             if not serving:
-                return None
+                return None, None
             stdin_open = False  # keep waiting for the browser
             continue
-        answer = await app.service.handle_text(person, place, pasted)
-        return answer or Reply("That is not a Spotify address.", error=True)
+        if "state=" not in line:
+            early = line  # typed before the callback page asked: the answer to its question
+            continue
+        answer = await app.service.handle_text(person, place, line)
+        return answer or Reply("That is not a Spotify address.", error=True), None
+
+
+async def _confirm(
+    app: App,
+    person: Person,
+    place: Place,
+    question: Reply,
+    answer: str | None,
+    lines: asyncio.Queue[str | None],
+) -> Reply:
+    """Show the question; "yes" presses its Yes button, anything else (or end of input) its No."""
+    print(printable(question.text), flush=True)
+    print("Type yes to link it, anything else to cancel:", flush=True)
+    if answer is None:
+        answer = await lines.get()
+    yes = (answer or "").strip().casefold() in ("y", "yes")
+    button = question.buttons[0 if yes else 1]
+    reply = await app.service.press(person, place, button.data)
+    print(printable(reply.text), flush=True)
+    return reply if yes else Reply(reply.text, error=True)
 
 
 async def _unlink(args: argparse.Namespace) -> int:

@@ -79,7 +79,10 @@ async def open_app(
         catalog = await asyncio.to_thread(load_app_catalog, settings) if with_catalog else None
         spotify = SpotifyService(settings, store)
         service = MoodtunesService(settings, store, worker, catalog, spotify)
-        if sweep:
+        if sweep:  # a long-running process: re-encrypt old tokens under a new key, then keep things tidy
+            if "," in settings.secret_key.get_secret_value():
+                rotation = await spotify.rotate_key()
+                log.info("spotify tokens re-encrypted under the new key: %s", rotation)
             sweeper = asyncio.create_task(service.sweep_forever(), name="sweeper")
         yield App(settings, store, worker, catalog, spotify, service)
     finally:

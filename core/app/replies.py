@@ -24,6 +24,9 @@ class Action(StrEnum):
     ENROLL_NO = "enroll-no"
     FORGET_YES = "forget-yes"
     FORGET_NO = "forget-no"
+    SPOTIFY_YES = "spotify-yes"
+    """The user confirms that the Spotify account named in the question is theirs (token: the question)."""
+    SPOTIFY_NO = "spotify-no"
 
     @property
     def public(self) -> bool:

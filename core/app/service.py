@@ -80,8 +80,9 @@ class MoodtunesService:
         await self.store.close()
 
     def on_spotify_linked(self, callback: LinkedCallback) -> Callable[[], None]:
-        """Register an adapter's notifier for links finished on the callback page; returns the
-        function that unregisters it (adapters call it when they stop)."""
+        """Register an adapter's notifier: it delivers, privately, the question that confirms a Spotify
+        account authorised on the callback page; returns the function that unregisters it (adapters
+        call it when they stop)."""
         return self.linking.on_linked(callback)
 
     async def ids(self, person: Person, place: Place) -> tuple[int, int]:
@@ -198,7 +199,8 @@ class MoodtunesService:
         return await self.linking.unlink(user)
 
     async def handle_text(self, person: Person, place: Place, text: str) -> Reply | None:
-        """Plain text: a pasted Spotify redirect address finishes linking; other text gets None."""
+        """Plain text: a pasted Spotify redirect address gets the question that confirms the account;
+        other text gets None."""
         if "state=" not in text:
             return None
         user, _ = await self.ids(person, place)
@@ -280,6 +282,8 @@ class MoodtunesService:
         metrics.PRESSES.labels(action.value).inc()
         if action in (Action.ENROLL_YES, Action.ENROLL_NO, Action.FORGET_YES, Action.FORGET_NO):
             return await self.conversations.answer(user, chat, action, self._forgotten)
+        if action in (Action.SPOTIFY_YES, Action.SPOTIFY_NO):
+            return await self.linking.answer(user, action, token)
         return await self.photos.press(user, action, token)
 
     async def _forgotten(self, user: int) -> Reply:

@@ -80,3 +80,16 @@ OPEN_PRIVATE_CHAT = (
     "That answer is for your eyes only, and I can't message you privately yet: open a chat with "
     "{bot}, press Start, then send the command there."
 )
+
+SPOTIFY_CONFIRM = (
+    "Link the Spotify account {name} (Spotify user id {spotify_id}) to you? Say yes only if it is "
+    "your own account: whoever opens your link can sign in with theirs. This question expires in "
+    "{minutes} minutes."
+)
+SPOTIFY_CONFIRM_YES = "Yes, link it"
+SPOTIFY_CONFIRM_NO = "No"
+SPOTIFY_LINKED = "Spotify linked as {name}. Press 'Make a Spotify playlist' under a photo reply."
+SPOTIFY_DECLINED = (
+    "OK, I didn't link that Spotify account and deleted its authorisation. If it wasn't you who "
+    "opened the link, ask for a new one with /linkspotify and keep it to yourself."
+)

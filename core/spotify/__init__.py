@@ -1,7 +1,8 @@
 """Spotify: link a chat user's account (OAuth with a one-time state) and make playlists on it.
 
-Adapters use :class:`SpotifyService` (and :class:`CallbackServer` for the redirect). Tokens are
-Fernet-encrypted in SQLite; every spotipy call runs in a worker thread under :class:`RetryPolicy`.
+Adapters use :class:`SpotifyService` (and :class:`CallbackServer` for the redirect). An authorised
+account is linked only once its chat user confirms it (:class:`PendingLink`). Tokens are
+Fernet-encrypted in the store; every spotipy call runs in a worker thread under :class:`RetryPolicy`.
 """
 
 from core.spotify.errors import (
@@ -14,13 +15,14 @@ from core.spotify.errors import (
     SpotifyUserNotAllowed,
 )
 from core.spotify.retry import RetryPolicy
-from core.spotify.service import LinkedAccount, LinkedNotifier, SpotifyService
+from core.spotify.service import PendingLink, PendingNotifier, Rotation, SpotifyService
 from core.spotify.token_cache import generate_key
 
 __all__ = [
-    "LinkedAccount",
-    "LinkedNotifier",
+    "PendingLink",
+    "PendingNotifier",
     "RetryPolicy",
+    "Rotation",
     "SpotifyError",
     "SpotifyLinkRefused",
     "SpotifyNotConfigured",

@@ -3,11 +3,19 @@
 One object, :class:`SpotifyService`, is all the adapters use::
 
     spotify = SpotifyService(settings, store)
-    spotify.on_linked(notify)             # async notify(account): links finished on the callback page
+    spotify.on_pending(ask)               # async ask(pending): an account authorised on the callback page
     url = await spotify.start_link(user_id, notify={...})   # send this to the user (privately)
-    name = await spotify.finish_link(user_id, pasted_redirect_url)   # or the callback server finishes it
+    pending = await spotify.finish_link(user_id, pasted_redirect_url)   # or the callback server does it
+    name = await spotify.confirm_link(user_id, pending.confirm)   # the user's "Yes" (or cancel_link)
     playlist_url = await spotify.create_playlist(user_id, track_ids, "happy")
     await spotify.unlink(user_id)
+    await spotify.rotate_key()            # re-encrypt everything under the first MOODTUNES_SECRET_KEY
+
+A browser that finishes the authorisation proves only that *someone* consented on Spotify: whoever
+opens a user's link would otherwise attach their own account to that user. So a finished
+authorisation is a :class:`PendingLink` (tokens encrypted in the store, expiring with the question),
+and it becomes the user's link only when that user confirms in the chat that the named account is
+theirs (:meth:`SpotifyService.confirm_link`).
 
 Every spotipy call (synchronous, requests-based) runs in ``asyncio.to_thread``; waits between retries
 are ``asyncio.sleep`` on the loop. Errors reach callers as :mod:`core.spotify.errors`, each a friendly
@@ -60,21 +68,37 @@ T = TypeVar("T")
 DESCRIPTION_LIMIT = 300
 """Characters Spotify keeps of a playlist description."""
 
-LinkedNotifier = Callable[["LinkedAccount"], Awaitable[None]]
-"""``async notify(account)``, registered with :meth:`SpotifyService.on_linked`."""
+PendingNotifier = Callable[["PendingLink"], Awaitable[None]]
+"""``async ask(pending)``, registered with :meth:`SpotifyService.on_pending`."""
+
+CONFIRM_TTL_S = STATE_TTL_S
+"""How long an authorised account waits for its user's confirmation (10 minutes)."""
 
 _ERROR_WORD = re.compile(r"^[a-z_]{1,40}$")
 
 
 @dataclass(frozen=True)
-class LinkedAccount:
-    """A finished link: our user id and the Spotify account's display name (or id when it has none)."""
+class PendingLink:
+    """An account authorised in a browser, waiting for its chat user to confirm it: our user id, the
+    Spotify account's display name (or id when it has none) and id, and the question's token."""
 
     user_id: int
     display_name: str
     spotify_id: str
+    confirm: str
+    """The random token the Yes/No buttons carry (the store keeps only its hash)."""
+    expires_at: float
     notify: dict[str, Any] = field(default_factory=dict)
-    """What :meth:`SpotifyService.start_link` was given to say where to tell the user."""
+    """What :meth:`SpotifyService.start_link` was given to say where to ask the user."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What :meth:`SpotifyService.rotate_key` did: rows re-encrypted under the first key, and rows no
+    key could read (left as they are: their users must link again)."""
+
+    reencrypted: int
+    unreadable: int
 
 
 def _disabled_reason(settings: Settings) -> str | None:
@@ -126,7 +150,7 @@ class SpotifyService:
         self._clock = clock
         self._today = today
         self._sleep = sleep
-        self._notifiers: list[LinkedNotifier] = []
+        self._notifiers: list[PendingNotifier] = []
         self._locks: dict[int, asyncio.Lock] = {}
         self._cipher: TokenCipher | None = None
         self.disabled_reason = _disabled_reason(settings)
@@ -152,8 +176,9 @@ class SpotifyService:
         """True when credentials and a valid token key are configured."""
         return self._cipher is not None
 
-    def on_linked(self, callback: LinkedNotifier) -> None:
-        """Register ``async callback(account)``, awaited when a link is made on the callback page."""
+    def on_pending(self, callback: PendingNotifier) -> None:
+        """Register ``async callback(pending)``, awaited when the callback page has an account
+        waiting for its user's confirmation (the adapter asks the user privately)."""
         self._notifiers.append(callback)
 
     async def is_linked(self, user_id: int) -> bool:
@@ -183,8 +208,8 @@ class SpotifyService:
     async def start_link(self, user_id: int, notify: dict[str, Any] | None = None) -> str:
         """The Spotify authorisation URL for the user, with a fresh single-use state valid 10 minutes.
 
-        ``notify`` (JSON-able) is kept with the state and handed back in :class:`LinkedAccount`, so
-        whichever process finishes the link knows where to tell the user.
+        ``notify`` (JSON-able) is kept with the state and handed back in :class:`PendingLink`, so
+        whichever process finishes the authorisation knows where to ask the user.
         """
         self._require_enabled()
         state = new_state()
@@ -197,22 +222,23 @@ class SpotifyService:
         finally:
             session.close()
 
-    async def finish_link(self, user_id: int, pasted_url: str) -> str:
-        """Finish linking from the address the user was redirected to; returns the Spotify display name.
+    async def finish_link(self, user_id: int, pasted_url: str) -> PendingLink:
+        """Authorise from the address the user was redirected to: the account, waiting for the user's
+        confirmation (:meth:`confirm_link`); nothing is linked yet.
 
         Raises SpotifyLinkRefused when the state is unknown, used, expired or belongs to another user
         (the state is used up either way, and nothing is stored), SpotifyUserNotAllowed for accounts
         not added to a development-mode app, SpotifyUnavailable when Spotify does not answer.
         """
         self._require_enabled()
-        account = await self._finish(parse_redirect(pasted_url), expected_user=user_id)
-        return account.display_name
+        return await self._finish(parse_redirect(pasted_url), expected_user=user_id)
 
-    async def handle_callback(self, params: Mapping[str, str]) -> LinkedAccount:
-        """Finish a link from the redirect's query parameters (the callback server), then notify.
+    async def handle_callback(self, params: Mapping[str, str]) -> PendingLink:
+        """Authorise from the redirect's query parameters (the callback server), then ask the user.
 
-        The user is the one the state was issued to. Registered :meth:`on_linked` callbacks are awaited
-        after the token is stored; their failures are logged, never raised.
+        The user is the one the state was issued to; nothing about the browser is trusted, so the
+        account only waits for that user's confirmation in the chat. Registered :meth:`on_pending`
+        callbacks are awaited after it is stored; their failures are logged, never raised.
         """
         self._require_enabled()
         redirect = RedirectParams(
@@ -220,15 +246,73 @@ class SpotifyService:
             code=params.get("code") or None,
             error=params.get("error") or None,
         )
-        account = await self._finish(redirect, expected_user=None)
+        pending = await self._finish(redirect, expected_user=None)
         for notify in list(self._notifiers):
             try:
-                await notify(account)
-            except Exception:  # an adapter's failure must not undo the link
-                log.exception("Spotify on_linked callback failed for user %d", account.user_id)
-        return account
+                await notify(pending)
+            except Exception:  # an adapter's failure must not lose the question for the others
+                log.exception("Spotify on_pending callback failed for user %d", pending.user_id)
+        return pending
 
-    async def _finish(self, redirect: RedirectParams, expected_user: int | None) -> LinkedAccount:
+    async def confirm_link(self, user_id: int, confirm: str) -> str:
+        """The user's "Yes" to the question of :class:`PendingLink` ``confirm``: link that account;
+        returns its display name. Raises SpotifyLinkRefused when the question is not this user's, was
+        answered already or expired (nothing changes then)."""
+        cipher = self._require_enabled()
+        async with self._lock(user_id):
+            account = await self.store.spotify_confirm_pending(hash_state(confirm), user_id, self._clock())
+        if account is None:
+            raise SpotifyLinkRefused(
+                "That Spotify question has expired or was answered already, so nothing was linked; "
+                "please ask for a new link."
+            )
+        log.info("Spotify linked for user %d", user_id)
+        try:
+            name = str(cipher.decrypt(account).get("display_name") or "")
+        except TokenUnreadable:
+            name = ""
+        return name or "your Spotify account"
+
+    async def cancel_link(self, user_id: int, confirm: str) -> bool:
+        """The user's "No": delete the account waiting for confirmation; True if it was there.
+        (Works even when Spotify is switched off.)"""
+        dropped = await self.store.spotify_drop_pending(hash_state(confirm), user_id)
+        if dropped:
+            log.info("Spotify authorisation declined by user %d; deleted", user_id)
+        return dropped
+
+    async def rotate_key(self) -> Rotation:
+        """Re-encrypt every stored Spotify token and account (linked and pending) under the first key of
+        ``MOODTUNES_SECRET_KEY`` (``new,old``), so that the old key can be dropped afterwards.
+
+        Needs only the key (not the Spotify credentials). A row whose token changes meanwhile (a refresh)
+        is left alone: it was just written under the first key. Raises SpotifyNotConfigured without a
+        valid key.
+        """
+        cipher = self._cipher
+        if cipher is None:
+            try:
+                cipher = TokenCipher(self.settings.secret_key.get_secret_value())
+            except ValueError:
+                raise SpotifyNotConfigured(
+                    "MOODTUNES_SECRET_KEY is not set to valid Fernet keys (new,old), so nothing can be "
+                    "re-encrypted."
+                ) from None
+        done = unreadable = 0
+        for table, user_id, token, account in await self.store.spotify_encrypted_rows():
+            try:
+                new_token, new_account = cipher.rotate(token), cipher.rotate(account)
+            except TokenUnreadable:
+                unreadable += 1
+                log.warning("Spotify %s data of user %d cannot be read with any key", table, user_id)
+                continue
+            async with self._lock(user_id):
+                if await self.store.spotify_reencrypt(table, user_id, token, new_token, new_account):
+                    done += 1
+        log.info("Spotify key rotation: reencrypted=%d unreadable=%d", done, unreadable)
+        return Rotation(done, unreadable)
+
+    async def _finish(self, redirect: RedirectParams, expected_user: int | None) -> PendingLink:
         cipher = self._require_enabled()
         if not redirect.state:
             raise SpotifyLinkRefused(
@@ -261,16 +345,20 @@ class SpotifyService:
         profile = await self._profile(str(token_info["access_token"]))
         spotify_id = str(profile.get("id") or "")
         name = str(profile.get("display_name") or spotify_id or "your Spotify account")
+        confirm = new_state()
+        expires_at = self._clock() + CONFIRM_TTL_S
         try:
-            await self.store.spotify_save_link(
+            await self.store.spotify_add_pending(
+                hash_state(confirm),
                 owner,
                 cipher.encrypt(token_info),
                 cipher.encrypt({"id": spotify_id, "display_name": name}),
+                expires_at,
             )
         except UserGone:  # the user was deleted (/forget) while linking
             raise SpotifyLinkRefused("Your data was deleted meanwhile, so nothing was linked.") from None
-        log.info("Spotify linked for user %d", owner)
-        return LinkedAccount(owner, name, spotify_id, notify)
+        log.info("Spotify account authorised for user %d; waiting for the user's confirmation", owner)
+        return PendingLink(owner, name, spotify_id, confirm, expires_at, notify)
 
     async def _exchange_code(self, code: str) -> dict[str, Any]:
         """Trade the authorisation code for tokens (not retried: a code works once)."""

@@ -36,7 +36,8 @@ class TokenCipher:
     """Fernet encryption of JSON objects.
 
     ``keys`` is ``MOODTUNES_SECRET_KEY``: one Fernet key, or several separated by commas to rotate keys
-    (the first encrypts, all decrypt). Raises ValueError when a key is not a valid Fernet key.
+    (the first encrypts, all decrypt; :meth:`rotate` re-encrypts under the first, after which the
+    others can be dropped). Raises ValueError when a key is not a valid Fernet key.
     """
 
     def __init__(self, keys: str) -> None:
@@ -51,6 +52,14 @@ class TokenCipher:
     def encrypt(self, obj: dict[str, Any]) -> bytes:
         """Ciphertext of ``obj`` as compact JSON."""
         return self._fernet.encrypt(json.dumps(obj, separators=(",", ":")).encode("utf-8"))
+
+    def rotate(self, blob: bytes) -> bytes:
+        """The same plaintext encrypted under the first key (its timestamp kept); raises
+        :class:`TokenUnreadable` when no key decrypts it."""
+        try:
+            return self._fernet.rotate(blob)
+        except InvalidToken as exc:
+            raise TokenUnreadable("stored Spotify data cannot be decrypted") from exc
 
     def decrypt(self, blob: bytes) -> dict[str, Any]:
         """The object back; raises :class:`TokenUnreadable` on a wrong key or damaged data."""

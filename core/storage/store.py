@@ -189,12 +189,17 @@ class Store:
     ) -> int:
         """Id of the chat (the face-matching scope), created if new.
 
-        ``owner_user_id`` marks a private chat: it belongs to that user and is deleted with them.
+        ``owner_user_id`` marks a private chat: it belongs to that user and is deleted with them. A
+        private chat first stored without its owner (by an older version) gets it now, and its title
+        is cleared: a Telegram private chat's id is its user's id.
         """
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
                 "INSERT INTO chats (platform, external_id, title, owner_user_id) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (platform, external_id) DO UPDATE SET title = chats.title RETURNING id",
+                "ON CONFLICT (platform, external_id) DO UPDATE SET "
+                "title = CASE WHEN excluded.owner_user_id IS NOT NULL AND chats.owner_user_id IS NULL "
+                "THEN '' ELSE chats.title END, "
+                "owner_user_id = COALESCE(chats.owner_user_id, excluded.owner_user_id) RETURNING id",
                 platform,
                 str(external_id),
                 title,
@@ -655,23 +660,6 @@ class Store:
     # Tokens and account details arrive here already encrypted (core.spotify.token_cache); OAuth states
     # arrive hashed. Nothing in this section ever sees a secret in the clear.
 
-    async def spotify_save_link(self, user_id: int, token: bytes, account: bytes) -> None:
-        """Store (or replace) the user's encrypted token and encrypted account details.
-
-        Raises ``UserGone`` when the user was deleted while the link was being made.
-        """
-        async with self.db.transaction() as tx:
-            if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
-                raise UserGone("Your data was deleted meanwhile, so nothing was linked.")
-            await tx.execute(
-                "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, account = excluded.account, "
-                "linked_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP",
-                user_id,
-                token,
-                account,
-            )
-
     async def spotify_update_token(self, user_id: int, token: bytes) -> bool:
         """Replace the encrypted token of a linked user; False (nothing written) if not linked."""
         changed = await self.db.execute(
@@ -752,6 +740,101 @@ class Store:
             or 0
         )
 
+    async def spotify_add_pending(
+        self, confirm_hash: str, user_id: int, token: bytes, account: bytes, expires_at: float
+    ) -> None:
+        """Keep an authorised account (encrypted) until its user answers the confirmation question,
+        under the hash of the question's token; it replaces the user's earlier pending account.
+
+        Raises ``UserGone`` when the user was deleted while the link was being made.
+        """
+        async with self.db.transaction() as tx:
+            if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
+                raise UserGone("Your data was deleted meanwhile, so nothing was linked.")
+            await tx.execute(
+                "INSERT INTO spotify_pending_links (confirm_hash, user_id, token, account, expires_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "confirm_hash = excluded.confirm_hash, token = excluded.token, "
+                "account = excluded.account, expires_at = excluded.expires_at",
+                confirm_hash,
+                user_id,
+                token,
+                account,
+                expires_at,
+            )
+
+    async def spotify_confirm_pending(self, confirm_hash: str, user_id: int, now: float) -> bytes | None:
+        """The user said Yes: move their pending account to the linked tokens, in one transaction.
+
+        Returns its encrypted account details, or None (nothing changes) when no such question of this
+        user is pending or it expired (an expired one is deleted).
+        """
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "DELETE FROM spotify_pending_links WHERE confirm_hash = ? AND user_id = ? "
+                "RETURNING token, account, expires_at",
+                confirm_hash,
+                user_id,
+            )
+            if row is None or float(row[2]) <= now:
+                return None
+            await tx.execute(
+                "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, account = excluded.account, "
+                "linked_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP",
+                user_id,
+                bytes(row[0]),
+                bytes(row[1]),
+            )
+        return bytes(row[1])
+
+    async def spotify_drop_pending(self, confirm_hash: str, user_id: int) -> bool:
+        """The user said No: delete their pending account; True if it was there."""
+        return (
+            await self.db.execute(
+                "DELETE FROM spotify_pending_links WHERE confirm_hash = ? AND user_id = ?",
+                confirm_hash,
+                user_id,
+            )
+            > 0
+        )
+
+    async def spotify_count_pending(self, user_id: int | None = None) -> int:
+        """Accounts waiting for confirmation (of one user, or all)."""
+        if user_id is None:
+            return int(await self.db.fetchval("SELECT count(*) FROM spotify_pending_links") or 0)
+        return int(
+            await self.db.fetchval("SELECT count(*) FROM spotify_pending_links WHERE user_id = ?", user_id)
+            or 0
+        )
+
+    async def spotify_encrypted_rows(self) -> list[tuple[str, int, bytes, bytes]]:
+        """Every encrypted Spotify row, for re-encryption under a new key: ``(table, user_id, token,
+        account)`` with table ``linked`` or ``pending``."""
+        linked = await self.db.fetch("SELECT user_id, token, account FROM spotify_tokens ORDER BY 1")
+        pending = await self.db.fetch("SELECT user_id, token, account FROM spotify_pending_links ORDER BY 1")
+        return [
+            *(("linked", int(r[0]), bytes(r[1]), bytes(r[2])) for r in linked),
+            *(("pending", int(r[0]), bytes(r[1]), bytes(r[2])) for r in pending),
+        ]
+
+    async def spotify_reencrypt(
+        self, table: str, user_id: int, old_token: bytes, token: bytes, account: bytes
+    ) -> bool:
+        """Replace a row's ciphertexts by the same values under a new key, unless the token changed
+        meanwhile (a refresh already wrote it under the new key); True if replaced."""
+        name = {"linked": "spotify_tokens", "pending": "spotify_pending_links"}[table]
+        return (
+            await self.db.execute(
+                f"UPDATE {name} SET token = ?, account = ? WHERE user_id = ? AND token = ?",
+                token,
+                account,
+                user_id,
+                old_token,
+            )
+            > 0
+        )
+
     # Expiry -----------------------------------------------------------------------------------------
 
     async def sweep(
@@ -768,6 +851,9 @@ class Store:
             "conversations": await self.db.execute("DELETE FROM conversations WHERE expires_at <= ?", now),
             "spotify_oauth_states": await self.db.execute(
                 "DELETE FROM spotify_oauth_states WHERE expires_at <= ?", now
+            ),
+            "spotify_pending_links": await self.db.execute(
+                "DELETE FROM spotify_pending_links WHERE expires_at <= ?", now
             ),
             "rate_events": await self.db.execute(
                 "DELETE FROM rate_events WHERE at <= ?", now - rate_window_s

@@ -26,9 +26,10 @@ Developer Dashboard"), private playlists need the ``playlist-modify-private`` sc
 For synchronous tests (a CLI run with ``asyncio.run``), :meth:`FakeSpotify.in_thread` serves the fake
 from its own event loop in a daemon thread. At the bottom: fixtures ``fake_spotify``, ``spotify_settings``,
 ``spotify_store``, ``spotify_service`` (fast retries, fixed date) and ``no_proxy_env``, plus the helpers
-:func:`fast_policy` and :func:`link_by_paste`. A test module imports the fixtures it needs by their
-function names (``from tests.fakes.spotify import fake_spotify_fixture  # noqa: F401``), or the root
-conftest lists this module in ``pytest_plugins``.
+:func:`fast_policy` and :func:`link_by_paste` (authorise, then confirm as the user would). A test
+module imports the fixtures it needs by their function names
+(``from tests.fakes.spotify import fake_spotify_fixture  # noqa: F401``), or the root conftest lists this
+module in ``pytest_plugins``. :attr:`FakeSpotify.issued` keeps every code and token handed out.
 """
 
 from __future__ import annotations
@@ -184,6 +185,8 @@ class FakeSpotify:
         """False: ``GET /me/playlists`` answers ``description: null``, as Spotify's docs allow."""
         self.calls: list[Call] = []
         self.rules: list[Rule] = []
+        self.issued: list[str] = []
+        """Every code, access token and refresh token the fake handed out (for "never logged" checks)."""
         self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (user, redirect_uri, scope)
         self._access: dict[str, _Token] = {}
         self._refresh: dict[str, tuple[str, str]] = {}  # refresh token -> (user, scope)
@@ -462,6 +465,7 @@ class FakeSpotify:
             params["error"] = "access_denied"
         else:
             code = secrets.token_urlsafe(24)
+            self.issued.append(code)
             self._codes[code] = (user, redirect, q.get("scope", ""))
             params["code"] = code
         if "state" in q:
@@ -482,6 +486,7 @@ class FakeSpotify:
 
     def _issue(self, user: str, scope: str, refresh: str | None) -> dict[str, Any]:
         access = secrets.token_urlsafe(32)
+        self.issued.append(access)
         self._access[access] = _Token(user, scope, time.time() + self.token_lifetime_s)
         out: dict[str, Any] = {
             "access_token": access,
@@ -491,6 +496,7 @@ class FakeSpotify:
         }
         if refresh is None:
             refresh = secrets.token_urlsafe(32)
+            self.issued.append(refresh)
             self._refresh[refresh] = (user, scope)
             out["refresh_token"] = refresh
         return out
@@ -738,6 +744,8 @@ def spotify_service_fixture(spotify_settings: Any, spotify_store: Any) -> Any:
 
 
 async def link_by_paste(service: Any, fake: FakeSpotify, user_id: int, spotify_user: str = "alice") -> str:
-    """Link ``user_id`` to the fake account ``spotify_user`` the paste way; returns the display name."""
+    """Link ``user_id`` to the fake account ``spotify_user`` the paste way, confirming the account as the
+    user would in the chat; returns the display name."""
     url = await service.start_link(user_id)
-    return str(await service.finish_link(user_id, await fake.authorize(url, user=spotify_user)))
+    pending = await service.finish_link(user_id, await fake.authorize(url, user=spotify_user))
+    return str(await service.confirm_link(user_id, pending.confirm))

@@ -138,6 +138,12 @@ class TgUser:
         return data
 
 
+ANONYMOUS_ADMIN = TgUser(1087968824, "Group", "GroupAnonymousBot", is_bot=True, language_code=None)
+"""The ``from`` of a message an anonymous group admin sends (its ``sender_chat`` is the group)."""
+CHANNEL_BOT = TgUser(136817688, "Channel", "Channel_Bot", is_bot=True, language_code=None)
+"""The ``from`` of a message sent as a channel (its ``sender_chat`` is the channel)."""
+
+
 @dataclass(frozen=True)
 class TgChat:
     """A chat: the private chat with one user (``id`` is the user's id) or a group."""
@@ -511,9 +517,18 @@ class FakeTelegram(LoopbackServer):
         text: str,
         *,
         reply_to: BotCall | dict[str, Any] | None = None,
+        sender_chat: TgChat | None = None,
     ) -> dict[str, Any]:
-        """``user`` writes ``text`` (commands, mentions and URLs get entities); returns the Message."""
-        return self._user_message(user, chat, {"text": text, "entities": _detect_entities(text)}, reply_to)
+        """``user`` writes ``text`` (commands, mentions and URLs get entities); returns the Message.
+
+        ``sender_chat``: the message is sent on behalf of a chat, as Telegram does for an anonymous group
+        admin (the group itself; ``user`` is then :data:`ANONYMOUS_ADMIN`) or a post as a channel (the
+        channel; ``user`` is :data:`CHANNEL_BOT`).
+        """
+        content: dict[str, Any] = {"text": text, "entities": _detect_entities(text)}
+        if sender_chat is not None:
+            content["sender_chat"] = sender_chat.to_dict()
+        return self._user_message(user, chat, content, reply_to)
 
     def send_photo(
         self,
