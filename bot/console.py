@@ -20,8 +20,8 @@ from core.app.commands import split_command
 from core.app.people import Person, Place
 from core.app.replies import Button, Reply, render_text
 from core.app.service import MoodtunesService
-from core.errors import FileTooLarge, NotFound
-from core.vision.imaging import MAX_BYTES
+from core.app.uploads import check_size
+from core.errors import NotFound
 
 PROMPT = "you> "
 LOCAL = "local"
@@ -109,8 +109,7 @@ class ConsoleChat:
             path = Path(name).expanduser()
             if not path.is_file():
                 raise NotFound(f"No file at {path}. Type a photo's path, a /command, or /help.")
-            if path.stat().st_size > MAX_BYTES:
-                raise FileTooLarge(f"That file is over {MAX_BYTES // 2**20} MB; I can't take it.")
+            check_size(path.stat().st_size)
             return path.read_bytes()
 
         return lambda: asyncio.to_thread(read)

@@ -44,8 +44,9 @@ from core.app.commands import Command, OptionKind, commands_for
 from core.app.people import Person, Place
 from core.app.replies import Button, Reply
 from core.app.service import MoodtunesService
+from core.app.uploads import too_big
 from core.config import ConfigError, Settings
-from core.errors import DownloadFailed, FileTooLarge, NotAnImage
+from core.errors import DownloadFailed, NotAnImage
 from core.vision.imaging import MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -387,9 +388,9 @@ class DiscordAdapter:
                     "discord attachment refused reason=not_image type=%s bytes=%d", kind, attachment.size
                 )
                 raise NotAnImage(texts.NOT_A_PHOTO.format(kind=kind.split(";")[0]))
-            if attachment.size > MAX_BYTES:
+            if attachment.size > MAX_BYTES:  # checked here too, to log it
                 log.info("discord attachment refused reason=too_big bytes=%d", attachment.size)
-                raise FileTooLarge(texts.TOO_BIG.format(size=attachment.size / 1e6, limit=MAX_BYTES // 2**20))
+                raise too_big(attachment.size)
             try:
                 async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
                     return await attachment.read()

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 90.0
 """How long workers get to finish after SIGTERM before they are killed."""
 MAX_BACKOFF_S = 30.0
+STABLE_S = 60.0
+"""A worker that ran this long before dying is restarted at once again (not a crash loop)."""
 
 
 def worker_env(settings: Settings, index: int, workers: int, cores: int | None = None) -> dict[str, str]:
@@ -90,6 +92,7 @@ async def _keep_running(
     backoff = 1.0
     while True:
         env = {**os.environ, **worker_env(settings, index, workers)}
+        started = asyncio.get_running_loop().time()
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", *argv, env=env)
         log.info("worker started index=%d pid=%d", index, process.pid)
         waiting = asyncio.create_task(process.wait())
@@ -108,6 +111,8 @@ async def _keep_running(
             log.info("worker stopped index=%d status=%s", index, process.returncode)
             return 0 if process.returncode == 0 else 1
         stopping.cancel()
+        if asyncio.get_running_loop().time() - started > STABLE_S:
+            backoff = 1.0  # it had been running fine: this is not a crash loop
         log.error("worker died index=%d status=%s; restarting in %.0f s", index, process.returncode, backoff)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), backoff)

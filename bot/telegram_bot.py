@@ -49,8 +49,9 @@ from core.app.people import Person, Place
 from core.app.replies import Reply
 from core.app.requests import set_request
 from core.app.service import MoodtunesService
+from core.app.uploads import too_big
 from core.config import Settings
-from core.errors import DownloadFailed, FileTooLarge
+from core.errors import DownloadFailed
 from core.vision.imaging import MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -338,15 +339,13 @@ class TelegramAdapter:
             size = attachment.file_size or 0
             if size > MAX_BYTES:
                 log.info("telegram file refused size=%d chat=%s", size, message.chat_id)
-                raise FileTooLarge(texts.TOO_BIG.format(size=size / 1e6, limit=MAX_BYTES // 2**20))
+                raise too_big(size)
             try:
                 file = await attachment.get_file()
                 return bytes(await file.download_as_bytearray())
             except BadRequest as exc:
                 if "too big" in exc.message.lower():
-                    raise FileTooLarge(
-                        f"That file is too big; I can take photos up to {MAX_BYTES // 2**20} MB."
-                    ) from None
+                    raise too_big() from None
                 log.warning("telegram download refused: %s", exc.message)
                 raise DownloadFailed("Telegram wouldn't give me that file; please send it again.") from None
             except (NetworkError, TimedOut) as exc:

@@ -58,6 +58,7 @@ INTEGER_RANGE = "/{command} takes a whole number from {low} to {high}, e.g. /{co
 RATE_LIMITED = "You're sending photos faster than I can listen: try again in {seconds} s."
 BUSY = "I'm busy with a lot of photos right now; please try again in a minute."
 TOO_BIG = "That file is {size:.1f} MB; I can take photos up to {limit} MB."
+TOO_BIG_UNKNOWN = "That file is too big; I can take photos up to {limit} MB."
 DOWNLOAD_FAILED = "I couldn't download that photo; please send it again."
 NOT_A_PHOTO = "That file isn't a photo ({kind}); send a JPEG, PNG or WebP image."
 ONLY_PHOTOS = "I can only read photos: send me a selfie (or /help)."
