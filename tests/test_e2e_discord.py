@@ -241,7 +241,7 @@ async def test_enrol_recognise_track_count_stranger_bad_file_and_forget(bot: Bot
     assert len(track_ids(mood)) == 10
     assert mood.embeds[1]["title"].startswith("10 songs for the mood")
     assert_photo_reply(mood)
-    assert labels(mood) == ["Make a Spotify playlist", "Lift my mood", "More tracks"]
+    assert labels(mood) == ["Make a Spotify playlist", "Lift my mood", "More tracks", "Rate these songs"]
     assert not mood.ephemeral
 
     # /tracks 15; the next photo (a stranger's) gets 15 songs and is not recognised.
