@@ -343,6 +343,14 @@ async def test_mood_journal_history_chart_and_not_this_one(harness: Harness) -> 
     with Image.open(io.BytesIO(chart.photo)) as image:
         assert image.format == "PNG" and image.size == (900, 560)
     assert (chart.text or "").startswith("Mostly ") and "3 photo(s)" in (chart.text or "")
+    # Asked for in a group, the chart goes to Zoe's private chat, never to the group.
+    group = fake.add_group("Friends")
+    before = len(harness._messages(zoe))
+    (said,) = await harness.say(zoe, group, "/history")
+    assert "private message" in (said.text or "")
+    (private,) = (await fake.wait_for_messages(zoe, before + 1, WAIT))[before:]
+    assert private.method == "sendPhoto" and (private.photo or b"").startswith(b"\x89PNG")
+    assert not [c for c in fake.sent_to(group) if c.method == "sendPhoto"]
 
     (rate,) = await harness.press(zoe, songs, button(songs, "Rate these songs"))
     assert len(rate.buttons) == 20 and all(len(d.encode()) <= 64 for d in rate.callback_data)

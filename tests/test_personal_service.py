@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.console import ConsoleChat
 from core.app import texts
 from core.app.people import Person, Place
 from core.app.replies import Action, Button, Reply
@@ -228,3 +229,28 @@ async def test_forget_deletes_the_journal_ratings_and_taste(
     for table in ("journal_settings", "journal_entries", "track_feedback", "spotify_taste"):
         assert await service.store.db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     assert reply.tracks
+
+
+async def test_the_console_rates_by_number_and_saves_the_chart(service: MoodtunesService) -> None:
+    """In the terminal, songs are rated with /like N and /dislike N (no rating button), and the chart is
+    written as a .png file."""
+    out = io.StringIO()
+    chat = ConsoleChat(service, out=out, user="cleo")
+    path = str(sorted(data_path("faces", "lfw10", "Tony_Blair").iterdir())[0])
+    question = await chat.handle("/journal on")
+    assert question is not None and question.text == texts.JOURNAL_CONSENT
+    chat.show(question)
+    on = await chat.handle("yes")
+    assert on is not None and on.text == texts.JOURNAL_ON
+    reply = await chat.handle(path)
+    assert reply is not None and len(reply.tracks) == 10
+    chat.show(reply)
+    assert texts.RATE_HINT in out.getvalue()
+    assert texts.RATE_BUTTON not in [b.label for b in chat.buttons]
+    disliked = await chat.handle("/dislike 1")
+    assert disliked is not None and reply.tracks[0].name in disliked.text
+    history = await chat.handle("/history")
+    assert history is not None and history.photo is not None
+    chat.show(history)
+    saved = Path(out.getvalue().rsplit("(chart: ", 1)[1].split(")", 1)[0])
+    assert saved.suffix == ".png" and saved.read_bytes().startswith(b"\x89PNG")
