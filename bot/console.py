@@ -2,8 +2,9 @@
 
 Type a command (``/help``, ``/tracks 15``, ``/enroll``), a path to a photo (quoted or dragged in
 works too), or a button shown under the last reply: its number, its label, or the label's first word
-(``yes``, ``more``). Annotated photos are written to a temporary folder and their path printed.
-``/quit`` or end of input (Ctrl-D) leaves.
+(``yes``, ``more``). Songs are rated with ``/like N`` and ``/dislike N`` (song N of the last list)
+rather than a button. Annotated photos and charts are written to a temporary folder and their path
+printed. ``/quit`` or end of input (Ctrl-D) leaves.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import getpass
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from core.app import texts
 from core.app.commands import split_command
 from core.app.people import Person, Place
-from core.app.replies import Button, Reply, render_text
+from core.app.replies import Action, Button, Reply, is_png, render_text
 from core.app.service import MoodtunesService
 from core.app.uploads import check_size
 from core.errors import NotFound
@@ -55,14 +58,24 @@ class ConsoleChat:
         from bot.cli.common import printable  # bot.cli.common imports this module
 
         print("bot> " + printable(render_text(reply)).replace("\n", "\n     "), file=self.out)
+        if reply.tracks:
+            print(f"     {texts.RATE_HINT}", file=self.out)
         if reply.photo is not None:
             self._count += 1
-            path = self.photos / f"reply-{self._count}.jpg"
+            chart = is_png(reply.photo)
+            path = self.photos / f"reply-{self._count}.{'png' if chart else 'jpg'}"
             path.write_bytes(reply.photo)
-            print(f"     (annotated photo: {path})", file=self.out)
-        if reply.buttons:  # like a chat app, the last buttons shown stay pressable after a plain reply
-            self.buttons = reply.buttons
-        for i, button in enumerate(reply.buttons, 1):
+            print(f"     ({'chart' if chart else 'annotated photo'}: {path})", file=self.out)
+        # Songs are rated by command here (/like N, /dislike N), so the rating button is left out;
+        # menu options (from elsewhere) are numbered after the buttons.
+        buttons = tuple(b for b in reply.buttons if b.action is not Action.RATE) + tuple(
+            replace(option, label=f"{menu.symbol} {option.label}")
+            for menu in reply.menus
+            for option in menu.options
+        )
+        if buttons:  # like a chat app, the last buttons shown stay pressable after a plain reply
+            self.buttons = buttons
+        for i, button in enumerate(buttons, 1):
             print(f"     [{i}] {printable(button.label)}", file=self.out)
         self.out.flush()
 

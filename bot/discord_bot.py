@@ -28,7 +28,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import discord
@@ -38,7 +38,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from bot.discord_render import ReplyButton, render
+from bot.discord_render import ReplyButton, ReplyMenu, render
 from core.app import texts
 from core.app.commands import Command, OptionKind, commands_for
 from core.app.people import Person, Place
@@ -120,11 +120,13 @@ class MoodtunesCommands(commands.Cog):
         ]
         described: dict[str, str] = {}
         for option in command.options:
-            annotation: Any = (
-                discord.Attachment
-                if option.kind is OptionKind.PHOTO
-                else app_commands.Range[int, option.min_value, option.max_value]
-            )
+            annotation: Any
+            if option.kind is OptionKind.PHOTO:
+                annotation = discord.Attachment
+            elif option.kind is OptionKind.CHOICE:
+                annotation = Literal[option.choices]  # Discord shows the choices and accepts only them
+            else:
+                annotation = app_commands.Range[int, option.min_value, option.max_value]
             default: Any = inspect.Parameter.empty if option.required else None
             if not option.required:
                 annotation = annotation | None
@@ -206,7 +208,7 @@ class DiscordAdapter:
         if self.settings.discord_api_url:  # discord.py asks /gateway/bot, but connects to the default host
             _, url, _ = await self.client.http.get_bot_gateway()
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-        self.client.add_dynamic_items(ReplyButton)
+        self.client.add_dynamic_items(ReplyButton, ReplyMenu)
         cog = MoodtunesCommands(self)
         await cog.cog_load()
         synced = await self.client.tree.sync()

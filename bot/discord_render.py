@@ -1,9 +1,11 @@
-"""Discord rendering: a :class:`~core.app.replies.Reply` as embeds, the annotated photo and buttons.
+"""Discord rendering: a :class:`~core.app.replies.Reply` as embeds, its picture, buttons and menus.
 
-Embeds carry the text, faces, mood and numbered songs with their Spotify links; the annotated photo
-is attached and shown in the first embed; each button's ``custom_id`` is :attr:`Button.data`, and one
-:class:`ReplyButton` dynamic item serves every button, so presses keep working after a restart and on
-any worker.
+Embeds carry the text, faces, mood and numbered songs with their Spotify links; the picture (the
+annotated photo as ``moodtunes.jpg``, or a chart as ``moodtunes.png``) is attached and shown in the
+first embed; each button's ``custom_id`` is :attr:`Button.data`, and one :class:`ReplyButton` dynamic
+item serves every button. A :class:`~core.app.replies.Menu` becomes a select menu (``custom_id``
+``pick:<n>``) whose option values are the options' :attr:`Button.data`, served by one
+:class:`ReplyMenu` dynamic item. So presses and picks keep working after a restart and on any worker.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from typing import Any, Self
 
 import discord
 
-from core.app.replies import Action, Button, Reply
+from core.app.replies import Action, Button, Menu, Reply, is_png
 from core.music import Track
 
 PHOTO_NAME = "moodtunes.jpg"
+CHART_NAME = "moodtunes.png"
 COLOUR = discord.Colour(0x1DB954)
 ERROR_COLOUR = discord.Colour(0xE11D48)
+MENU_OPTIONS = 25
+"""Options of one select menu (Discord's limit)."""
 MESSAGE_BUDGET = 5900
 """Characters for all embeds of one message (Discord allows 6000)."""
 BUTTON_STYLES = {
@@ -60,6 +65,44 @@ class ReplyButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], te
             await adapter.on_press(interaction, self.item.custom_id)
 
 
+class ReplyMenu(discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]], template=r"pick:(?P<index>\d+)"):
+    """A reply's menu as a select menu; the value picked is a :attr:`Button.data`, handed to the adapter
+    like a button press (even after a restart: the options travel with the message)."""
+
+    def __init__(self, index: int, placeholder: str, options: list[discord.SelectOption]) -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"pick:{index}",
+                placeholder=placeholder[:150],
+                options=options[:MENU_OPTIONS],
+                min_values=1,
+                max_values=1,
+            )
+        )
+
+    @classmethod
+    def of(cls, index: int, menu: Menu) -> ReplyMenu:
+        """The select menu of ``menu`` (at most 25 options, as Discord allows)."""
+        options = [discord.SelectOption(label=b.label[:100], value=b.data[:100]) for b in menu.options]
+        return cls(index, f"{menu.symbol} {menu.placeholder}", options)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the select menu from the picked component."""
+        options = list(getattr(item, "options", None) or [discord.SelectOption(label="-", value="-")])
+        return cls(int(match["index"]), getattr(item, "placeholder", None) or "", options)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Hand the picked option's data to the adapter, as a press."""
+        adapter = getattr(interaction.client, "adapter", None)
+        data: Any = interaction.data or {}
+        values = data.get("values") or []
+        if adapter is not None and values:
+            await adapter.on_press(interaction, str(values[0]))
+
+
 @dataclass
 class Rendered:
     """A reply as discord.py ``send()`` arguments."""
@@ -79,8 +122,9 @@ class Rendered:
 
 
 def render(reply: Reply) -> Rendered:
-    """A :class:`Reply` as embeds (text, faces, mood, numbered songs with links), the annotated photo
-    (``attachment://moodtunes.jpg``, shown in the first embed) and a view of its buttons."""
+    """A :class:`Reply` as embeds (text, faces, mood, numbered songs with links), its picture
+    (``attachment://moodtunes.jpg`` for a photo, ``moodtunes.png`` for a chart, shown in the first
+    embed) and a view of its menus and buttons."""
     colour = ERROR_COLOUR if reply.error else COLOUR
     text = _escape(reply.text)
     if reply.link and reply.link not in reply.text:
@@ -95,12 +139,16 @@ def render(reply: Reply) -> Rendered:
         main.add_field(name="Mood", value=_clip(_escape(reply.mood), 1024))
     file = None
     if reply.photo is not None:
-        file = discord.File(io.BytesIO(reply.photo), filename=PHOTO_NAME, description="Faces marked")
-        main.set_image(url=f"attachment://{PHOTO_NAME}")
+        name = CHART_NAME if is_png(reply.photo) else PHOTO_NAME
+        description = "Faces marked" if reply.faces else None
+        file = discord.File(io.BytesIO(reply.photo), filename=name, description=description)
+        main.set_image(url=f"attachment://{name}")
     embeds = [main, *_track_embeds(reply.tracks, reply.mood, colour, MESSAGE_BUDGET - len(main))]
     view = None
-    if reply.buttons or reply.link:
+    if reply.buttons or reply.link or reply.menus:
         view = discord.ui.View(timeout=None)
+        for index, menu in enumerate(reply.menus[:4]):  # 5 rows a message: one is left for buttons
+            view.add_item(ReplyMenu.of(index, menu))
         for button in reply.buttons:
             view.add_item(ReplyButton(button))
         if reply.link and len(reply.link) <= 512:

@@ -100,13 +100,27 @@ def place_of(update: Update) -> Place:
     return Place("telegram", str(chat.id), chat.title or "", private=chat.type == "private")
 
 
+MENU_LABEL = 40
+"""Characters of a menu option's button label (Telegram shortens long labels anyway)."""
+
+
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """The reply's buttons, one row each."""
-    if not reply.buttons:
+    """The reply's menus, side by side (row ``i`` holds option ``i`` of each menu, marked with the menu's
+    symbol, e.g. "👎 3. Song" and "👍 3. Song"), then its buttons, one row each."""
+    if not reply.buttons and not reply.menus:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.data)] for b in reply.buttons]
-    )
+    rows: list[list[InlineKeyboardButton]] = []
+    for i in range(max((len(m.options) for m in reply.menus), default=0)):
+        row = []
+        for menu in reply.menus:
+            if i < len(menu.options):
+                option = menu.options[i]
+                label = f"{menu.symbol} {option.label}"
+                label = label if len(label) <= MENU_LABEL else label[: MENU_LABEL - 1] + "…"
+                row.append(InlineKeyboardButton(label, callback_data=option.data))
+        rows.append(row)
+    rows += [[InlineKeyboardButton(b.label, callback_data=b.data)] for b in reply.buttons]
+    return InlineKeyboardMarkup(rows)
 
 
 def render_html(reply: Reply, with_faces: bool = True) -> str:
@@ -406,6 +420,18 @@ class TelegramAdapter:
         user = message.from_user
         if user is None:
             return False
+        if direct.photo is not None:  # e.g. the /history chart asked for in a group
+            photo, caption = direct.photo, render_html(direct)[:CAPTION_LIMIT]
+            sent = await self._deliver(
+                lambda: self.app.bot.send_photo(
+                    user.id,
+                    photo,
+                    caption=caption,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(direct),
+                )
+            )
+            return sent is not None
         sent = await self._deliver(
             lambda: self.app.bot.send_message(
                 user.id,

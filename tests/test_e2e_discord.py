@@ -241,7 +241,7 @@ async def test_enrol_recognise_track_count_stranger_bad_file_and_forget(bot: Bot
     assert len(track_ids(mood)) == 10
     assert mood.embeds[1]["title"].startswith("10 songs for the mood")
     assert_photo_reply(mood)
-    assert labels(mood) == ["Make a Spotify playlist", "Lift my mood", "More tracks"]
+    assert labels(mood) == ["Make a Spotify playlist", "Lift my mood", "More tracks", "Rate these songs"]
     assert not mood.ephemeral
 
     # /tracks 15; the next photo (a stranger's) gets 15 songs and is not recognised.
@@ -504,3 +504,42 @@ async def test_a_server_nickname_never_names_the_user_elsewhere(
     assert "Face: Alice looks" in text(seen) and "Boss Lady" not in text(seen)
     user = await bot.service.store.find_user("discord", str(alice.id))
     assert user is not None and await bot.service.store.user_name(user) == "Alice"
+
+
+async def test_mood_journal_history_chart_and_rating_with_select_menus(bot: Bot) -> None:
+    """/journal state:on (consent by button), three photos, /history answers privately with the chart as
+    moodtunes.png; "Rate these songs" opens select menus, and "not this one" is kept for good."""
+    fake = bot.fake
+    alice = fake.add_user("alice")
+    consent = await bot.command(alice, "journal", {"state": "on"})
+    assert consent.ephemeral and consent.embeds[0]["description"] == texts.JOURNAL_CONSENT
+    assert labels(consent) == [texts.JOURNAL_CONSENT_YES, texts.JOURNAL_CONSENT_NO]
+    on = await bot.press(alice, consent, texts.JOURNAL_CONSENT_YES)
+    assert text(on) == texts.JOURNAL_ON
+    for person in ("Tony_Blair", "Hugo_Chavez", "Colin_Powell"):
+        mood = await bot.command(alice, "mood", {"photo": lfw(person, 1)})
+    shown = track_ids(mood)
+
+    history = await bot.command(alice, "history")
+    assert history.ephemeral and "3 photo(s)" in text(history)
+    chart = history.file_bytes["moodtunes.png"]
+    assert chart.startswith(b"\x89PNG\r\n\x1a\n") and 10_000 < len(chart) < 400_000
+    with Image.open(io.BytesIO(chart)) as image:
+        assert image.format == "PNG" and image.size == (900, 560)
+    assert history.message is not None
+    [attachment] = history.message["attachments"]
+    assert history.message["embeds"][0]["image"]["url"] == attachment["url"]
+
+    rate = await bot.press(alice, mood, "Rate these songs")
+    assert rate.ephemeral
+    selects = [c for c in components(rate.components) if c.get("type") == 3]
+    assert [s["custom_id"] for s in selects] == ["pick:0", "pick:1"]
+    assert [len(s["options"]) for s in selects] == [10, 10]
+    value = selects[0]["options"][0]["value"]
+    assert value.startswith("nope:") and value.endswith(shown[0])
+    done = await bot._answer(await fake.select_option(alice, rate, "pick:0", [value]))
+    assert "won't send you" in text(done)
+    user = await bot.service.store.find_user("discord", str(alice.id))
+    assert user is not None and await bot.service.store.feedback_tracks(user, "nope") == {shown[0]}
+    after = await bot.command(alice, "mood", {"photo": lfw("Colin_Powell", 1)})
+    assert len(track_ids(after)) == 10 and shown[0] not in track_ids(after)

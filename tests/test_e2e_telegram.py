@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from PIL import Image
 
 from bot.telegram_bot import TelegramAdapter
 from core.app import texts
@@ -316,3 +318,49 @@ async def test_anonymous_admins_and_channel_posts_are_scoped_to_their_chat(harne
     for never in (str(channel.id), str(ANONYMOUS_ADMIN.id), str(CHANNEL_BOT.id)):
         assert await store.find_user("telegram", never) is None
     assert not [c for c in fake.sent if c.chat_id in (ANONYMOUS_ADMIN.id, CHANNEL_BOT.id)]
+
+
+async def test_mood_journal_history_chart_and_not_this_one(harness: Harness) -> None:
+    """/journal on (consent by button), three photos, /history answers with a PNG chart; "Rate these
+    songs" opens a keyboard of 👎 / 👍 per song, and a 👎 is kept for good."""
+    fake, lfw = harness.fake, data_path("faces", "lfw10")
+    zoe = fake.add_user("Zoe")
+    (off,) = await harness.say(zoe, None, "/history")
+    assert "journal is off" in (off.text or "")
+    (question,) = await harness.say(zoe, None, "/journal on")
+    assert "never the photo" in (question.text or "") and len(question.buttons) == 2
+    (on,) = await harness.press(zoe, question, button(question, "Yes"))
+    assert "journal is on" in (on.text or "")
+    await fake.wait_for_call(
+        "editMessageReplyMarkup", predicate=lambda c: c.params.get("message_id") == question.message_id
+    )
+    for person in ("Tony_Blair", "Hugo_Chavez", "Colin_Powell"):
+        _, songs = await harness.photo(zoe, None, sorted((lfw / person).iterdir())[0])
+
+    (chart,) = await harness.say(zoe, None, "/history")
+    assert chart.method == "sendPhoto" and chart.photo is not None
+    assert chart.photo.startswith(b"\x89PNG\r\n\x1a\n") and 10_000 < len(chart.photo) < 400_000
+    with Image.open(io.BytesIO(chart.photo)) as image:
+        assert image.format == "PNG" and image.size == (900, 560)
+    assert (chart.text or "").startswith("Mostly ") and "3 photo(s)" in (chart.text or "")
+    # Asked for in a group, the chart goes to Zoe's private chat, never to the group.
+    group = fake.add_group("Friends")
+    before = len(harness._messages(zoe))
+    (said,) = await harness.say(zoe, group, "/history")
+    assert "private message" in (said.text or "")
+    (private,) = (await fake.wait_for_messages(zoe, before + 1, WAIT))[before:]
+    assert private.method == "sendPhoto" and (private.photo or b"").startswith(b"\x89PNG")
+    assert not [c for c in fake.sent_to(group) if c.method == "sendPhoto"]
+
+    (rate,) = await harness.press(zoe, songs, button(songs, "Rate these songs"))
+    assert len(rate.buttons) == 20 and all(len(d.encode()) <= 64 for d in rate.callback_data)
+    assert rate.buttons[0]["text"].startswith("👎 1. ") and rate.buttons[1]["text"].startswith("👍 1. ")
+    nope = str(rate.buttons[0]["callback_data"])
+    (done,) = await harness.press(zoe, rate, nope)
+    assert "won't send you" in (done.text or "")
+    gone = nope.rsplit(".", 1)[1]
+    assert gone in (songs.text or "")
+    user = await harness.service.store.find_user("telegram", str(zoe.id))
+    assert user is not None and await harness.service.store.feedback_tracks(user, "nope") == {gone}
+    _, again = await harness.photo(zoe, None, sorted((lfw / "Colin_Powell").iterdir())[0])
+    assert track_count(again) == 10 and gone not in (again.text or "")

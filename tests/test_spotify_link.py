@@ -45,7 +45,11 @@ async def test_start_link_url_and_hashed_single_state(
     assert query["client_id"] == CLIENT_ID
     assert query["response_type"] == "code"
     assert query["redirect_uri"] == spotify_settings.spotify_redirect_uri
-    assert set(query["scope"].split()) == {"playlist-modify-private", "playlist-read-private"}
+    assert set(query["scope"].split()) == {
+        "playlist-modify-private",
+        "playlist-read-private",
+        "user-top-read",
+    }
     state = query["state"]
     assert len(state) >= 43
     rows = _rows(spotify_settings.db_path, "SELECT state_hash, user_id FROM spotify_oauth_states")

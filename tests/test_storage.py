@@ -18,7 +18,15 @@ import asyncpg
 import numpy as np
 import pytest
 
-from core.storage import PlaylistClaim, ResultRow, UpdateClaim, open_store
+from core.storage import (
+    JournalEntry,
+    JournalState,
+    PlaylistClaim,
+    ResultRow,
+    TasteRow,
+    UpdateClaim,
+    open_store,
+)
 from core.storage.migrations import SchemaTooNew, discover, migrations_dir
 from tests.conftest import ROOT
 
@@ -33,6 +41,7 @@ async def test_migrations_are_applied_once_and_recorded(db_url: str) -> None:
     tables = {
         "users", "chats", "user_settings", "face_embeddings", "schema_migrations", "spotify_tokens",
         "reply_results", "result_playlists", "conversations", "rate_events", "processed_updates",
+        "journal_settings", "journal_entries", "track_feedback", "spotify_taste",
     }  # fmt: skip
     if store.dialect == "sqlite":
         rows = await store.db.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -288,3 +297,66 @@ async def test_crash_mid_write_loses_nothing_committed(tmp_path: Path) -> None:
     await store.close()
     with sqlite3.connect(db) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_personal_tables_round_trip_and_go_with_the_user(db_url: str) -> None:
+    """Journal (switch, question, entries), song feedback and the Spotify taste cache: on both engines,
+    owned by the user (ON DELETE CASCADE), the journal swept after 31 days."""
+    store = await open_store(db_url)
+    ann = await store.ensure_user("telegram", "1", "Ann")
+    bob = await store.ensure_user("telegram", "2", "Bob")
+    now = 1_000_000.0
+    # The journal records only once its owner answered Yes to their own, unexpired question.
+    assert await store.journal_state(ann) == JournalState(False)
+    assert not await store.journal_add(ann, JournalEntry(now, "happy"))
+    await store.journal_ask(ann, "tok", now + 60, now)
+    assert await store.journal_state(ann) == JournalState(False, "tok", now + 60)
+    assert not await store.journal_answer(bob, "tok", True, now)  # not Bob's question
+    assert not await store.journal_answer(ann, "tok", True, now + 61)  # expired
+    assert await store.journal_answer(ann, "tok", True, now + 1)
+    assert not await store.journal_answer(ann, "tok", True, now + 2)  # answered once
+    assert (await store.journal_state(ann)).enabled
+    entry = JournalEntry(now, "sad", "sad", "lift", 10, 0.25, 0.5)
+    assert await store.journal_add(ann, entry)
+    assert await store.journal_add(ann, JournalEntry(now + 5, "happy"))
+    assert await store.journal_entries(ann, now) == [entry, JournalEntry(now + 5, "happy")]
+    assert await store.journal_entries(ann, now + 1) == [JournalEntry(now + 5, "happy")]
+    swept = await store.sweep(now + 31 * 86_400 + 1)
+    assert swept["journal_entries"] == 1
+    assert await store.journal_disable(ann, now) == 1 and not (await store.journal_state(ann)).enabled
+    assert not await store.journal_add(ann, entry)
+    await store.journal_ask(ann, "again", now + 60, now)
+    assert await store.journal_answer(ann, "again", True, now)
+    assert await store.journal_add(ann, entry)
+    # Feedback: the latest verdict per track wins; liked artists newest first, each once.
+    await store.feedback_set(ann, "t1", "nope", ["A"], now)
+    await store.feedback_set(ann, "t2", "like", ["B", "C"], now + 1)
+    await store.feedback_set(ann, "t3", "like", ["C", "D"], now + 2)
+    await store.feedback_set(bob, "t1", "like", ["A"], now)
+    assert await store.feedback_tracks(ann, "nope") == {"t1"}
+    assert await store.feedback_liked_artists(ann) == ["C", "D", "B"]
+    await store.feedback_set(ann, "t1", "like", ["A"], now + 3)  # an undo
+    assert await store.feedback_tracks(ann, "nope") == set()
+    with pytest.raises(Exception):  # noqa: B017  (sqlite3.IntegrityError or asyncpg's CheckViolationError)
+        await store.feedback_set(ann, "t9", "meh", [], now)
+    # Taste: one claim a day across workers, saved only while linked, gone with the link.
+    assert await store.taste_get(ann) is None
+    assert await store.taste_claim(ann, now, 86_400) and not await store.taste_claim(ann, now + 10, 86_400)
+    await store.taste_save(ann, ["Koffee"], ["id1"], now)
+    assert (await store.taste_get(ann)) == TasteRow((), (), now, False)  # not linked: nothing saved
+    await store.db.execute(
+        "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?)", ann, b"x", b"y"
+    )
+    await store.taste_save(ann, ["Koffee", "Drake"], ["id1"], now + 20)
+    assert await store.taste_get(ann) == TasteRow(("Koffee", "Drake"), ("id1",), now + 20, True)
+    assert await store.taste_claim(ann, now + 20 + 86_400, 86_400)
+    assert (await store.taste_get(ann)).artists == ("Koffee", "Drake")  # type: ignore[union-attr]  # kept
+    assert await store.spotify_delete_link(ann) and await store.taste_get(ann) is None
+    await store.taste_claim(ann, now, 86_400)
+    # /forget: everything of Ann's goes, Bob's stays.
+    deleted = await store.delete_user(ann)
+    assert (deleted.journal_entries, deleted.ratings) == (1, 3)
+    for table in ("journal_settings", "journal_entries", "spotify_taste"):
+        assert await store.db.fetchval(f"SELECT count(*) FROM {table} WHERE user_id = ?", ann) == 0, table
+    assert await store.db.fetchval("SELECT count(*) FROM track_feedback") == 1  # Bob's
+    await store.close()

@@ -25,6 +25,8 @@ class OptionKind(StrEnum):
 
     INTEGER = "integer"
     PHOTO = "photo"
+    CHOICE = "choice"
+    """One of :attr:`Option.choices` (Discord shows a pick list; text commands take the word)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Option:
     min_value: int | None = None
     max_value: int | None = None
     example: str = ""
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,11 @@ class Command:
         return self.platforms is None or platform in self.platforms
 
     def usage(self) -> str:
-        """``/tracks N`` style usage."""
-        hints = [o.name.upper() if o.required else f"[{o.name.upper()}]" for o in self.options]
+        """``/tracks N`` style usage (``/journal [on|off]`` for choices)."""
+        hints = []
+        for o in self.options:
+            hint = "|".join(o.choices) if o.kind is OptionKind.CHOICE else o.name.upper()
+            hints.append(hint if o.required else f"[{hint}]")
         return " ".join([f"/{self.name}", *hints])
 
 
@@ -115,6 +121,34 @@ async def _unlink(s: MoodtunesService, c: Call) -> Reply:
 
 async def _forget(s: MoodtunesService, c: Call) -> Reply:
     return await s.forget(c.person, c.place)
+
+
+async def _journal(s: MoodtunesService, c: Call) -> Reply:
+    return await s.journal_command(c.person, c.place, c.args.get("state"))
+
+
+async def _history(s: MoodtunesService, c: Call) -> Reply:
+    return await s.history(c.person, c.place)
+
+
+async def _like(s: MoodtunesService, c: Call) -> Reply:
+    return await s.rate_by_number(c.person, c.place, "like", int(c.args["number"]))
+
+
+async def _dislike(s: MoodtunesService, c: Call) -> Reply:
+    return await s.rate_by_number(c.person, c.place, "nope", int(c.args["number"]))
+
+
+def _song_number(verb: str) -> Option:
+    return Option(
+        "number",
+        f"The song's number in your last list ({verb})",
+        OptionKind.INTEGER,
+        required=True,
+        min_value=1,
+        max_value=MAX_TRACKS,
+        example="3",
+    )
 
 
 async def _mood(s: MoodtunesService, c: Call) -> Reply:
@@ -151,6 +185,32 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("linkspotify", "Link your Spotify account for playlists", _link, private=True),
     Command("unlinkspotify", "Remove your Spotify link", _unlink, private=True),
+    Command(
+        "journal",
+        "Keep a private mood journal of your photos (asks consent; off by default)",
+        _journal,
+        (
+            Option(
+                "state", "on or off (without it: whether it is on)", OptionKind.CHOICE, choices=("on", "off")
+            ),
+        ),
+        private=True,
+    ),
+    Command("history", "Your mood journal of the last 30 days, as a chart", _history, private=True),
+    Command(
+        "like",
+        "More songs like song N of your last list",
+        _like,
+        (_song_number("more like it"),),
+        private=True,
+    ),
+    Command(
+        "dislike",
+        "Never send song N of your last list again",
+        _dislike,
+        (_song_number("never again"),),
+        private=True,
+    ),
     Command("forget", "Delete everything I keep about you", _forget, private=True),
     Command(
         "mood",
@@ -210,6 +270,10 @@ def parse_options(command: Command, argument: str) -> dict[str, Any]:
 
 
 def _parse_value(command: Command, option: Option, word: str) -> Any:
+    if option.kind is OptionKind.CHOICE:
+        if word.lower() not in option.choices:
+            raise ArgumentError(f"Usage: {command.usage()}")
+        return word.lower()
     if option.kind is OptionKind.INTEGER:
         try:
             value = int(word)

@@ -17,11 +17,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
 from core.app import texts
+from core.app.feedback import rate_button
+from core.app.personal import Personal
 from core.app.replies import Action, Button, FaceLine, Reply
 from core.errors import MoodtunesError
 from core.music import Catalog, Track
@@ -50,6 +52,8 @@ class PhotoReplies:
         spotify: for the playlist button.
         result_ttl_s: how long a reply's buttons keep working, seconds.
         clock: Unix time (tests pass a fake).
+        personal: ``await personal(user)`` gives the user's ranking hooks (songs never to send again,
+            artists to rank up within the mood; :mod:`core.app.personal`); None: none.
     """
 
     def __init__(
@@ -59,12 +63,14 @@ class PhotoReplies:
         spotify: SpotifyService,
         result_ttl_s: float,
         clock: Callable[[], float] = time.time,
+        personal: Callable[[int], Awaitable[Personal]] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.spotify = spotify
         self.result_ttl_s = result_ttl_s
         self._clock = clock
+        self._personal = personal
 
     async def reply(self, user: int, chat: int, rgb: np.ndarray, faces: list[IdentifiedFace]) -> Reply:
         """The reply to a photo with ``faces`` (at least one): annotated photo, faces and songs."""
@@ -84,12 +90,13 @@ class PhotoReplies:
             secrets.token_urlsafe(9), user, chat, emotion, settings.mood_policy, settings.track_count
         )
         recent = await self.store.recent_tracks(user, emotion, RECENT_REPLIES)
-        tracks = self._next_tracks(result, recent)
+        tracks = self._next_tracks(result, recent, await self._hooks(user))
         await self.store.add_result(result, self.result_ttl_s, self._clock())
         return self._tracks_reply(result, tracks, heading, faces=lines, photo=photo)
 
     async def press(self, user: int, action: Action, token: str) -> Reply:
         """A press of a photo reply's button (playlist, lift, match, more)."""
+        hooks: Personal | None = None
         for _ in range(UPDATE_RETRIES):
             result = await self.store.get_result(token, self._clock())
             if result is None:
@@ -103,22 +110,31 @@ class PhotoReplies:
                 result.policy = action.value
                 result.shown = []
                 heading = "Lifting the mood:" if action is Action.LIFT else "Matching the mood:"
-            tracks = self._next_tracks(result)
+            hooks = hooks or await self._hooks(user)
+            tracks = self._next_tracks(result, personal=hooks)
             if await self.store.update_result(result):
                 return self._tracks_reply(result, tracks, heading)
         log.warning("button press lost %d races token=%s", UPDATE_RETRIES, token)
         return Reply(texts.SORRY, error=True)
 
-    def _next_tracks(self, result: ResultRow, recent: set[str] | None = None) -> list[Track]:
-        """The next list for the result (never a song already shown in its chain, the user's recent
-        ones only when nothing else is left); updates ``result``."""
+    async def _hooks(self, user: int) -> Personal:
+        return await self._personal(user) if self._personal is not None else Personal()
+
+    def _next_tracks(
+        self, result: ResultRow, recent: set[str] | None = None, personal: Personal | None = None
+    ) -> list[Track]:
+        """The next list for the result (never a song already shown in its chain nor one the user said
+        "not this one" to, the user's recent ones only when nothing else is left, their preferred
+        artists first within the mood); updates ``result``."""
         assert self.catalog is not None
+        personal = personal or Personal()
         tracks = self.catalog.recommend(
             emotion=result.emotion,
             n=result.count,
             policy=result.policy,
-            exclude=set(result.shown),
+            exclude=set(result.shown) | personal.avoid,
             recent=recent or (),
+            prefer=personal.prefer,
         )
         result.shown = [*result.shown, *(t.id for t in tracks)]
         result.tracks = [t.id for t in tracks]
@@ -140,6 +156,8 @@ class PhotoReplies:
             else Button("Lift my mood", Action.LIFT, result.token)
         )
         buttons = [other, Button("More tracks", Action.MORE, result.token)]
+        if tracks:
+            buttons.append(rate_button(result, tracks))
         if self.spotify.enabled:
             buttons.insert(0, Button("Make a Spotify playlist", Action.PLAYLIST, result.token))
         text = heading if tracks else f"{heading}\n\nI've run out of new songs for this mood."

@@ -1,8 +1,9 @@
 """Platform-neutral replies: what the service answers, for the adapters to render.
 
 A :class:`Reply` carries plain text (no markup), optional structured parts (faces, tracks), an
-optional annotated photo (JPEG bytes) and buttons. Each adapter renders it its own way (Telegram
-HTML, Discord embeds, console text); :func:`render_text` is the plain-text rendering.
+optional picture (the annotated photo as JPEG, or a chart as PNG), buttons and pick-one menus. Each
+adapter renders it its own way (Telegram HTML, Discord embeds, console text); :func:`render_text` is
+the plain-text rendering.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ class Action(StrEnum):
     SPOTIFY_YES = "spotify-yes"
     """The user confirms that the Spotify account named in the question is theirs (token: the question)."""
     SPOTIFY_NO = "spotify-no"
+    RATE = "rate"
+    """Open the per-song "not this one / more like this" menus of a track list (token: result, list, page)."""
+    NOPE = "nope"
+    """Not this one: never send this track to the presser again (token: result and track id)."""
+    LIKE = "like"
+    """More like this: rank the track's artists up within the mood (token: result and track id)."""
+    JOURNAL_YES = "journal-yes"
+    """Consent to the mood journal (token: the question)."""
+    JOURNAL_NO = "journal-no"
 
     @property
     def public(self) -> bool:
@@ -58,6 +68,19 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Menu:
+    """A pick-one list under a reply, each option a :class:`Button` (its label names the choice).
+
+    Discord shows a select menu with ``placeholder``; Telegram a column of buttons marked ``symbol``
+    (menus of equal length side by side, one row per option); the console numbers the options.
+    """
+
+    placeholder: str
+    symbol: str
+    options: tuple[Button, ...]
+
+
+@dataclass(frozen=True)
 class FaceLine:
     """One face of a photo: who (None = unknown), the emotion and its probability (0..1)."""
 
@@ -83,7 +106,9 @@ class Reply:
     tracks: tuple[Track, ...] = ()
     mood: str | None = None
     photo: bytes | None = None
+    """A picture: the annotated photo (JPEG) or a chart (PNG, see :func:`is_png`)."""
     buttons: tuple[Button, ...] = ()
+    menus: tuple[Menu, ...] = ()
     link: str | None = None
     """A URL the user should open (Spotify authorisation or a new playlist)."""
     error: bool = False
@@ -94,6 +119,14 @@ class Reply:
     direct: Reply | None = None
     """A part for the sender's eyes only (e.g. an authorisation link asked for in a group): adapters
     deliver it in a private chat, and say so (or how to open one) where the command was sent."""
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png(data: bytes | None) -> bool:
+    """Whether a reply's picture is PNG (a chart) rather than JPEG (an annotated photo)."""
+    return data is not None and data.startswith(PNG_SIGNATURE)
 
 
 def track_line(index: int, track: Track) -> str:

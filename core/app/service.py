@@ -3,9 +3,11 @@
 Adapters identify the sender with a :class:`Person` and the conversation with a :class:`Place`, then
 call one method per command, photo, text or button press, and render what comes back. The service
 is thin: it resolves people and places to ids, applies the per-user rate limit, and hands the work to
-:class:`~core.app.photos.PhotoReplies`, :class:`~core.app.conversations.Conversations` and
-:class:`~core.app.linking.SpotifyLinking`. It keeps no state of its own between calls: all of it is
-in the store, so several workers can serve one bot. Nothing here blocks the event loop.
+:class:`~core.app.photos.PhotoReplies`, :class:`~core.app.conversations.Conversations`,
+:class:`~core.app.linking.SpotifyLinking`, and for personal music :class:`~core.app.journal.MoodJournal`,
+:class:`~core.app.feedback.SongFeedback` and :class:`~core.app.personal.PersonalMusic`. It keeps no
+state of its own between calls: all of it is in the store, so several workers can serve one bot.
+Nothing here blocks the event loop.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from typing import Any
 from core.app import metrics, texts
 from core.app.commands import BY_NAME, ArgumentError, Call, help_text, parse_options, split_command
 from core.app.conversations import Conversations, Step
+from core.app.feedback import SongFeedback
+from core.app.journal import MoodJournal
 from core.app.linking import LinkedCallback, SpotifyLinking
 from core.app.people import Person, Place
+from core.app.personal import PersonalMusic
 from core.app.photos import PhotoReplies
 from core.app.replies import Action, Button, Reply
+from core.app.taste import SpotifyTaste
 from core.config import Settings
 from core.errors import MoodtunesError
 from core.music import MAX_TRACKS, MIN_TRACKS, Catalog
@@ -68,7 +74,12 @@ class MoodtunesService:
         self.catalog = catalog
         self.spotify = spotify
         self.recognizer = Recognizer(store, worker)
-        self.photos = PhotoReplies(store, catalog, spotify, settings.result_ttl_s, clock)
+        self.personal = PersonalMusic(store, SpotifyTaste(store, spotify, clock))
+        self.photos = PhotoReplies(
+            store, catalog, spotify, settings.result_ttl_s, clock, personal=self.personal.for_user
+        )
+        self.journal = MoodJournal(store, settings.conversation_ttl_s, clock)
+        self.feedback = SongFeedback(store, catalog, clock)
         self.conversations = Conversations(store, self.recognizer, settings.conversation_ttl_s, clock)
         self.linking = SpotifyLinking(spotify)
         self._clock = clock
@@ -183,7 +194,14 @@ class MoodtunesService:
     async def forget_user(self, user: int) -> Deleted:
         """Delete everything about a user now (the confirmed /forget, and ``moodtunes forget``)."""
         deleted = await self.store.delete_user(user)
-        log.info("forgot user=%s embeddings=%d spotify=%d", user, deleted.embeddings, deleted.spotify_tokens)
+        log.info(
+            "forgot user=%s embeddings=%d spotify=%d journal=%d ratings=%d",
+            user,
+            deleted.embeddings,
+            deleted.spotify_tokens,
+            deleted.journal_entries,
+            deleted.ratings,
+        )
         return deleted
 
     async def link_spotify(self, person: Person, place: Place) -> Reply:
@@ -197,6 +215,28 @@ class MoodtunesService:
         """/unlinkspotify: delete the stored tokens."""
         user, _ = await self.ids(person, place)
         return await self.linking.unlink(user)
+
+    async def journal_command(self, person: Person, place: Place, state: str | None) -> Reply:
+        """/journal [on|off]: whether the mood journal is on; ``on`` asks consent first; ``off`` stops it
+        and deletes its entries."""
+        if person.anonymous:
+            return Reply(texts.NOT_FOR_ANONYMOUS.format(what="keep a mood journal"), error=True)
+        user, _ = await self.ids(person, place)
+        return await self.journal.command(user, state)
+
+    async def history(self, person: Person, place: Place) -> Reply:
+        """/history: the mood journal's chart of the last 30 days (sent privately from a shared chat)."""
+        user, _ = await self.ids(person, place)
+        reply = await self.journal.history(user)
+        if reply.photo is None or place.seen_by_sender_only:
+            return reply
+        return Reply(texts.HISTORY_SENT_PRIVATELY, direct=reply)
+
+    async def rate_by_number(self, person: Person, place: Place, verdict: str, number: int) -> Reply:
+        """/like N, /dislike N: rate song N of the sender's latest list in this chat (``like``/``nope``)."""
+        user, chat = await self.ids(person, place)
+        command = "like" if verdict == "like" else "dislike"
+        return await self.feedback.rate_number(user, chat, verdict, number, command)
 
     async def handle_text(self, person: Person, place: Place, text: str) -> Reply | None:
         """Plain text: a pasted Spotify redirect address gets the question that confirms the account;
@@ -233,6 +273,7 @@ class MoodtunesService:
                 outcome = "no_face"
                 return Reply(texts.NO_FACE, error=True)
             reply = await self.photos.reply(user, chat, rgb, faces)
+            await self._journal(user, reply)
             outcome = "ok"
         except MoodtunesError as exc:
             log.info("photo refused platform=%s user=%s reason=%s", person.platform, user, exc.code)
@@ -259,6 +300,13 @@ class MoodtunesService:
         )
         return reply
 
+    async def _journal(self, user: int, reply: Reply) -> None:
+        """Record a photo reply in the user's mood journal, if they turned it on."""
+        if reply.emotion is None:
+            return
+        policy = (await self.store.get_settings(user)).mood_policy
+        await self.journal.record(user, reply.emotion, reply.tracks, policy)
+
     async def _rate_limited(self, person: Person, user: int) -> Reply | None:
         """Count a photo for the user; the refusal if they are over the limit."""
         wait = await self.store.rate_check(
@@ -284,6 +332,10 @@ class MoodtunesService:
             return await self.conversations.answer(user, chat, action, self._forgotten)
         if action in (Action.SPOTIFY_YES, Action.SPOTIFY_NO):
             return await self.linking.answer(user, action, token)
+        if action in (Action.JOURNAL_YES, Action.JOURNAL_NO):
+            return await self.journal.answer(user, action, token)
+        if action in (Action.RATE, Action.NOPE, Action.LIKE):
+            return await self.feedback.press(user, action, token)
         return await self.photos.press(user, action, token)
 
     async def _forgotten(self, user: int) -> Reply:
@@ -291,7 +343,11 @@ class MoodtunesService:
         return Reply(
             texts.FORGOTTEN.format(
                 embeddings=deleted.embeddings,
-                spotify=" and your Spotify link" if deleted.spotify_tokens else "",
+                journal=texts.FORGOTTEN_JOURNAL.format(count=deleted.journal_entries)
+                if deleted.journal_entries
+                else "",
+                ratings=texts.FORGOTTEN_RATINGS.format(count=deleted.ratings) if deleted.ratings else "",
+                spotify=texts.FORGOTTEN_SPOTIFY if deleted.spotify_tokens else "",
             ),
             closes_question=True,
         )

@@ -114,6 +114,7 @@ class Catalog:
         )
         self._legacy: ClusterIndex | None = None
         self._by_id: dict[str, int] | None = None
+        self._by_artist: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_frame(
@@ -193,6 +194,17 @@ class Catalog:
         row = self._by_id.get(track_id)
         return None if row is None else self.track(row)
 
+    def artist_rows(self, names: Iterable[str]) -> np.ndarray:
+        """Rows of every track credited to any of the artists ``names`` (any case), ``(k,)`` int64."""
+        if self._by_artist is None:
+            owners = np.repeat(np.arange(len(self._ids)), np.diff(self._artist_offsets))
+            index: dict[str, list[int]] = {}
+            for row, name in zip(owners.tolist(), self._artist_names.tolist(), strict=True):
+                index.setdefault(str(name).casefold(), []).append(row)
+            self._by_artist = {k: np.asarray(v, dtype=np.int64) for k, v in index.items()}
+        found = [self._by_artist[k] for k in {n.casefold() for n in names} if k in self._by_artist]
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
     @property
     def labels(self) -> np.ndarray:
         """Cluster index of every track, shape ``(n,)`` int16 (read-only; numbers are arbitrary)."""
@@ -215,6 +227,7 @@ class Catalog:
         *,
         recent: Iterable[str] = (),
         seed: int | None = None,
+        prefer: Iterable[str] = (),
     ) -> list[Track]:
         """Up to ``n`` (1..50) tracks for exactly one of ``emotion`` or ``mood``.
 
@@ -225,8 +238,10 @@ class Catalog:
         the same seed: from the best ``2n`` tracks for ``match``, from the best two at each position
         for ``lift``. Tracks come from the clusters that fit the mood, ranked by a blend of mood fit
         and popularity (:mod:`core.music.recommend`), never twice, no artist more than twice. Fewer
-        than ``n`` come back only when the catalog runs out. Raises ValueError for an unknown
-        emotion, mood or policy, or ``n`` outside 1..50.
+        than ``n`` come back only when the catalog runs out. ``prefer`` names artists a user likes
+        (any case): up to half the list comes first from their tracks *within the mood* (typical
+        tracks of the mood's chosen clusters, :mod:`core.music.recommend`), never from outside it.
+        Raises ValueError for an unknown emotion, mood or policy, or ``n`` outside 1..50.
         """
         plan = plan_for(emotion, mood, policy)
         count = check_count(n)
@@ -241,6 +256,7 @@ class Catalog:
             exclude,
             _ids(recent),
             None if seed is None else int(seed),
+            self.artist_rows(liked) if (liked := _ids(prefer)) else None,
         )
         return [self.track(r) for r in rows]
 

@@ -19,6 +19,10 @@ The fitted ranking (:class:`MoodRanking`, what :meth:`~core.music.catalog.Catalo
 * Variety: with a ``seed``, a ``match`` list of ``n`` is drawn (uniformly, without replacement) from
   the best ``VARIETY * n`` allowed tracks and shown in ranking order; each ``lift`` position draws
   from its best ``VARIETY`` allowed tracks. The same seed gives the same list.
+* Personal preference (``preferred`` rows: tracks by artists a user liked or listens to most): up to
+  :data:`PREFER_SHARE` of a list comes first from the preferred rows that are *within the mood*, i.e.
+  typical tracks of the chosen clusters (of that position's mix, for ``lift``), best score first; the
+  rest follows the ordinary order. A preferred track outside the mood's clusters is never pulled in.
 
 Each mood's order is computed on first use and kept (a partial sort of the best few hundred rows,
 extended when a request walks past them), so a request costs microseconds to a millisecond,
@@ -135,9 +139,16 @@ _FIRST_ROWS = 256
 """Rows of a mood's order sorted on first use (doubled whenever a request walks past them)."""
 _TIER = 2.0
 """Added to the score of tracks in chosen clusters (scores lie in [0, 1]), so they come first."""
+PREFER_SHARE = 0.5
+"""At most this share of a list (rounded up) comes first from a user's preferred artists."""
 LIFT_STEPS = 4
 """A ``lift`` position's mix is rounded to a multiple of ``1 / LIFT_STEPS`` (0, 1/4, ..., 1), so a
 plan needs at most ``LIFT_STEPS + 1`` orders, kept between requests."""
+
+
+def preferred_quota(n: int) -> int:
+    """How many of a list of ``n`` may come first from preferred artists (:data:`PREFER_SHARE`, up)."""
+    return int(np.ceil(n * PREFER_SHARE)) if n > 0 else 0
 
 
 def popularity_percentile(popularity: np.ndarray) -> np.ndarray:
@@ -255,6 +266,16 @@ class MoodRanking:
         """Every row, best first for ``mood``: chosen clusters by score, then the rest by score."""
         return self._order(mood, None, 0.0).walk()
 
+    def within_mood(
+        self, rows: np.ndarray, start: str, goal: str | None = None, t: float = 0.0
+    ) -> np.ndarray:
+        """Those of ``rows`` that are typical tracks of the clusters chosen for the mix ``t`` of ``start``
+        and ``goal``, best first (the ones :meth:`pick` may move up for a user's preferred artists)."""
+        key = self._order(start, goal, t).key
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        rows = rows[key[rows] >= 3 * _TIER]  # chosen cluster (+_TIER) and typical (+2 _TIER)
+        return rows[np.lexsort((rows, -key[rows]))]
+
     def pick(
         self,
         start: str,
@@ -265,31 +286,47 @@ class MoodRanking:
         exclude: Iterable[str] = (),
         recent: Iterable[str] = (),
         seed: int | None = None,
+        preferred: np.ndarray | None = None,
     ) -> list[int]:
         """Row numbers of the chosen tracks, one per entry of ``mix`` (fewer if the catalog runs out).
 
         ``mix[i]`` is how far position ``i`` aims from ``start`` towards ``goal`` (all 0 for a
         ``match`` plan); ``track_id(row)`` and ``artists(row)`` read the catalog; ``exclude`` holds
         ids never to return, ``recent`` ids to return only when nothing else is left; ``seed`` draws
-        a varied list (module docstring), None gives the best one.
+        a varied list (module docstring), None gives the best one; ``preferred`` holds rows by a
+        user's preferred artists, of which those within the mood come first (:data:`PREFER_SHARE`).
         """
         state = _Picking(track_id, artists, exclude, recent)
         rng = None if seed is None else np.random.default_rng(seed)
         n = len(mix)
         if n == 0:
             return []
+        quota = preferred_quota(n) if preferred is not None and len(preferred) else 0
         if all(t == 0.0 for t in mix) or goal == start:
-            window = n if rng is None else VARIETY * n
-            rows = state.take(self._order(start, None, 0.0).walk(), window)
-            if rng is not None and len(rows) > n:
-                keep = np.sort(rng.choice(len(rows), size=n, replace=False))
+            first: list[int] = []
+            if quota:
+                assert preferred is not None
+                first = state.take(iter(self.within_mood(preferred, start).tolist()), quota)
+            wanted = n - len(first)
+            window = wanted if rng is None else VARIETY * wanted
+            rows = state.take(self._order(start, None, 0.0).walk(), window) if wanted else []
+            if rng is not None and len(rows) > wanted:
+                keep = np.sort(rng.choice(len(rows), size=wanted, replace=False))
                 rows = [rows[i] for i in keep]
-                state.reset(rows)
+                state.reset(first + rows)
+            rows = first + rows
         else:
             rows = []
             for t in mix:
                 step = round(t * LIFT_STEPS) / LIFT_STEPS
-                found = state.take(self._order(start, goal, step).walk(), 1 if rng is None else VARIETY)
+                count = 1 if rng is None else VARIETY
+                found: list[int] = []
+                if quota:
+                    assert preferred is not None
+                    found = state.take(iter(self.within_mood(preferred, start, goal, step).tolist()), count)
+                    quota = quota - 1 if found else 0  # none left within the mood: stop looking
+                if not found:
+                    found = state.take(self._order(start, goal, step).walk(), count)
                 if not found:
                     break
                 row = found[int(rng.integers(len(found)))] if rng is not None else found[0]

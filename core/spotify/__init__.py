@@ -17,6 +17,7 @@ from core.spotify.errors import (
 from core.spotify.retry import RetryPolicy
 from core.spotify.service import PendingLink, PendingNotifier, Rotation, SpotifyService
 from core.spotify.token_cache import generate_key
+from core.spotify.top import TopTaste, TopTrack
 
 __all__ = [
     "PendingLink",
@@ -31,5 +32,7 @@ __all__ = [
     "SpotifyService",
     "SpotifyUnavailable",
     "SpotifyUserNotAllowed",
+    "TopTaste",
+    "TopTrack",
     "generate_key",
 ]

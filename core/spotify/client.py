@@ -22,9 +22,10 @@ from spotipy.oauth2 import SpotifyOAuth
 
 from core.config import Settings
 
-SCOPE = "playlist-modify-private playlist-read-private"
+SCOPE = "playlist-modify-private playlist-read-private user-top-read"
 """All we ask for: create private playlists and add tracks to them, and read them back (to check,
-before a retry, whether a request whose answer was lost went through); ``/me`` needs no scope."""
+before a retry, whether a request whose answer was lost went through); read the user's top artists
+and tracks (``/me/top/...``, to prefer their artists within a mood); ``/me`` needs no scope."""
 
 
 class NotLinkedSignal(Exception):

@@ -8,6 +8,7 @@ One object, :class:`SpotifyService`, is all the adapters use::
     pending = await spotify.finish_link(user_id, pasted_redirect_url)   # or the callback server does it
     name = await spotify.confirm_link(user_id, pending.confirm)   # the user's "Yes" (or cancel_link)
     playlist_url = await spotify.create_playlist(user_id, track_ids, "happy")
+    taste = await spotify.top_taste(user_id)   # top artists and tracks (scope user-top-read)
     await spotify.unlink(user_id)
     await spotify.rotate_key()            # re-encrypt everything under the first MOODTUNES_SECRET_KEY
 
@@ -61,6 +62,14 @@ from core.spotify.playlists import (
 )
 from core.spotify.retry import Failure, RetryPolicy, classify, retry_after_s
 from core.spotify.token_cache import EncryptedTokenCache, TokenCipher, TokenUnreadable
+from core.spotify.top import (
+    DEFAULT_TIME_RANGE,
+    TIME_RANGES,
+    TOP_LIMIT,
+    TopTaste,
+    parse_top_artists,
+    parse_top_tracks,
+)
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -462,6 +471,63 @@ class SpotifyService:
         log.info("Spotify playlist made for user %d: %d tracks", user_id, len(uris))
         return playlist_url(playlist)
 
+    # Taste ----------------------------------------------------------------------------------------
+
+    async def top_taste(
+        self,
+        user_id: int,
+        *,
+        limit: int = TOP_LIMIT,
+        time_range: str = DEFAULT_TIME_RANGE,
+        policy: RetryPolicy | None = None,
+    ) -> TopTaste:
+        """The linked user's top artists and top tracks (``GET /me/top/artists`` and ``/me/top/tracks``,
+        scope ``user-top-read``), ``limit`` (1-50) of each over ``time_range`` (``short_term``,
+        ``medium_term``, ``long_term``).
+
+        ``policy`` overrides the retry policy (callers on a reply's path pass a short one). Raises
+        ValueError for a bad limit or time range; SpotifyNotLinked, SpotifyRelinkNeeded,
+        SpotifyUserNotAllowed, SpotifyError (403: e.g. a link made before the scope was asked for) or
+        SpotifyUnavailable.
+        """
+        cipher = self._require_enabled()
+        if not 1 <= limit <= 50 or time_range not in TIME_RANGES:
+            raise ValueError(f"limit must be 1-50 and time_range one of {TIME_RANGES}")
+        if not await self.is_linked(user_id):
+            raise SpotifyNotLinked()
+        policy = policy or self.policy
+        loop = asyncio.get_running_loop()
+        async with self._lock(user_id):
+            session = new_session()
+            try:
+                cache = EncryptedTokenCache(self.store, user_id, cipher, loop)
+                auth = UserAuth(make_oauth(self.settings, cache, session, policy.timeout_s))
+                api = make_api(self.settings, session, policy.timeout_s, auth_manager=auth)
+                artists = await self._call(
+                    lambda: api.current_user_top_artists(limit=limit, offset=0, time_range=time_range),
+                    "read your top artists",
+                    user_id=user_id,
+                    auth=auth,
+                    policy=policy,
+                )
+                tracks = await self._call(
+                    lambda: api.current_user_top_tracks(limit=limit, offset=0, time_range=time_range),
+                    "read your top tracks",
+                    user_id=user_id,
+                    auth=auth,
+                    policy=policy,
+                )
+            finally:
+                session.close()
+        taste = TopTaste(parse_top_artists(artists), parse_top_tracks(tracks))
+        log.info(
+            "Spotify taste read for user %d: %d artists, %d tracks",
+            user_id,
+            len(taste.artists),
+            len(taste.tracks),
+        )
+        return taste
+
     # Calls, retries and error mapping -------------------------------------------------------------
 
     async def _call(
@@ -471,9 +537,11 @@ class SpotifyService:
         *,
         user_id: int | None = None,
         auth: UserAuth | None = None,
+        policy: RetryPolicy | None = None,
     ) -> T:
-        """Run a spotipy call in a thread under the retry policy; map failures to Spotify errors."""
-        policy = self.policy
+        """Run a spotipy call in a thread under the retry policy (``policy``, default the service's);
+        map failures to Spotify errors."""
+        policy = policy or self.policy
         attempt = 0
         refreshed = False
         while True:

@@ -23,6 +23,8 @@ import numpy as np
 from core.errors import UserGone
 from core.storage.database import Database, PostgresDatabase, SqliteDatabase
 
+JOURNAL_KEEP_S = 31 * 86_400.0
+"""Mood journal entries older than this are swept (the history shows 30 days)."""
 MAX_SAMPLES_PER_SCOPE = 20
 """Face samples kept per user and chat; enrolling more replaces the oldest."""
 PLAYLIST_CLAIM_S = 120.0
@@ -55,6 +57,8 @@ class Deleted:
     users: int
     embeddings: int
     spotify_tokens: int = 0
+    journal_entries: int = 0
+    ratings: int = 0
 
 
 @dataclass
@@ -83,6 +87,40 @@ class Conversation:
     embedding: np.ndarray | None = None
     request: str | None = None
     """The platform request (e.g. a Telegram update) that made this step."""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One photo in the mood journal: when, the emotion the songs followed, and the songs' mood
+    (``valence`` and ``energy`` are the means of the songs sent, None when none were sent)."""
+
+    at: float
+    emotion: str
+    mood: str = ""
+    policy: str = "match"
+    tracks: int = 0
+    valence: float | None = None
+    energy: float | None = None
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """A user's journal switch: ``enabled``, and the open consent question's token (None if none)."""
+
+    enabled: bool
+    ask_token: str | None = None
+    ask_until: float | None = None
+
+
+@dataclass(frozen=True)
+class TasteRow:
+    """A linked user's cached Spotify taste: artist names (most listened first), top track ids, when it
+    was last read (or tried) and whether that read worked."""
+
+    artists: tuple[str, ...]
+    tracks: tuple[str, ...]
+    fetched_at: float
+    ok: bool
 
 
 @dataclass(frozen=True)
@@ -226,6 +264,12 @@ class Store:
             tokens = int(
                 await tx.fetchval("SELECT count(*) FROM spotify_tokens WHERE user_id = ?", user_id) or 0
             )
+            journal = int(
+                await tx.fetchval("SELECT count(*) FROM journal_entries WHERE user_id = ?", user_id) or 0
+            )
+            ratings = int(
+                await tx.fetchval("SELECT count(*) FROM track_feedback WHERE user_id = ?", user_id) or 0
+            )
             await tx.execute(
                 "UPDATE chats SET gallery_generation = gallery_generation + 1 WHERE id IN "
                 "(SELECT DISTINCT chat_id FROM face_embeddings WHERE user_id = ?)",
@@ -233,7 +277,13 @@ class Store:
             )
             users = await tx.execute("DELETE FROM users WHERE id = ?", user_id)
         await self.db.after_forget()
-        return Deleted(users=users, embeddings=embeddings, spotify_tokens=tokens)
+        return Deleted(
+            users=users,
+            embeddings=embeddings,
+            spotify_tokens=tokens,
+            journal_entries=journal,
+            ratings=ratings,
+        )
 
     # Settings -----------------------------------------------------------------------------------
 
@@ -422,6 +472,18 @@ class Store:
             _ids(str(row[7])),
             int(row[8]),
         )
+
+    async def latest_result(self, user_id: int, chat_id: int, now: float | None = None) -> ResultRow | None:
+        """The user's newest photo reply result in the chat (unexpired), None if there is none."""
+        now = time.time() if now is None else now
+        token = await self.db.fetchval(
+            "SELECT token FROM reply_results WHERE user_id = ? AND chat_id = ? AND expires_at > ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            user_id,
+            chat_id,
+            now,
+        )
+        return None if token is None else await self.get_result(str(token), now)
 
     async def recent_tracks(self, user_id: int, emotion: str, replies: int) -> set[str]:
         """Track ids the user was shown in their last ``replies`` replies for ``emotion``."""
@@ -684,8 +746,10 @@ class Store:
         return [int(r[0]) for r in await self.db.fetch("SELECT user_id FROM spotify_tokens ORDER BY 1")]
 
     async def spotify_delete_link(self, user_id: int) -> bool:
-        """Delete the user's token; True if there was one."""
-        return await self.db.execute("DELETE FROM spotify_tokens WHERE user_id = ?", user_id) > 0
+        """Delete the user's token and what was read with it (the taste cache); True if there was one."""
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM spotify_taste WHERE user_id = ?", user_id)
+            return await tx.execute("DELETE FROM spotify_tokens WHERE user_id = ?", user_id) > 0
 
     async def spotify_add_state(
         self,
@@ -835,15 +899,198 @@ class Store:
             > 0
         )
 
+    # Mood journal ------------------------------------------------------------------------------------
+
+    async def journal_state(self, user_id: int) -> JournalState:
+        """The user's journal switch (off, no question, when never asked)."""
+        row = await self.db.fetchrow(
+            "SELECT enabled, ask_token, ask_until FROM journal_settings WHERE user_id = ?", user_id
+        )
+        if row is None:
+            return JournalState(False)
+        return JournalState(int(row[0]) == 1, row[1], float(row[2]) if row[2] is not None else None)
+
+    async def journal_ask(self, user_id: int, token: str, until: float, now: float) -> None:
+        """Open the consent question ``token`` (its Yes/No buttons work until ``until``); the switch
+        itself does not change."""
+        await self.db.execute(
+            "INSERT INTO journal_settings (user_id, enabled, ask_token, ask_until, changed_at) "
+            "VALUES (?, 0, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+            "ask_token = excluded.ask_token, ask_until = excluded.ask_until",
+            user_id,
+            token,
+            until,
+            now,
+        )
+
+    async def journal_answer(self, user_id: int, token: str, enable: bool, now: float) -> bool:
+        """The user's answer to their open question ``token``: switch on (``enable``) or just close it.
+        False (nothing changes) when no such question of this user is open, or it expired."""
+        changed = await self.db.execute(
+            "UPDATE journal_settings SET enabled = CASE WHEN ? THEN 1 ELSE enabled END, "
+            "ask_token = NULL, ask_until = NULL, changed_at = ? "
+            "WHERE user_id = ? AND ask_token = ? AND ask_until > ?",
+            enable,
+            now,
+            user_id,
+            token,
+            now,
+        )
+        return changed > 0
+
+    async def journal_disable(self, user_id: int, now: float) -> int:
+        """Switch the journal off and delete its entries; returns how many were deleted."""
+        async with self.db.transaction() as tx:
+            await tx.lock(f"journal:{user_id}")
+            await tx.execute(
+                "UPDATE journal_settings SET enabled = 0, ask_token = NULL, ask_until = NULL, "
+                "changed_at = ? WHERE user_id = ?",
+                now,
+                user_id,
+            )
+            return await tx.execute("DELETE FROM journal_entries WHERE user_id = ?", user_id)
+
+    async def journal_add(self, user_id: int, entry: JournalEntry) -> bool:
+        """Record a photo, only if the user's journal is on (checked under the user's journal lock, so
+        it never lands after ``/journal off``); True if recorded."""
+        async with self.db.transaction() as tx:
+            await tx.lock(f"journal:{user_id}")
+            enabled = await tx.fetchval(
+                "SELECT enabled FROM journal_settings WHERE user_id = ? AND enabled = 1", user_id
+            )
+            if enabled is None:
+                return False
+            await tx.execute(
+                "INSERT INTO journal_entries (user_id, at, emotion, mood, policy, tracks, valence, energy) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                user_id,
+                entry.at,
+                entry.emotion,
+                entry.mood,
+                entry.policy,
+                entry.tracks,
+                entry.valence,
+                entry.energy,
+            )
+        return True
+
+    async def journal_entries(self, user_id: int, since: float) -> list[JournalEntry]:
+        """The user's entries at or after ``since``, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT at, emotion, mood, policy, tracks, valence, energy FROM journal_entries "
+            "WHERE user_id = ? AND at >= ? ORDER BY at, id",
+            user_id,
+            since,
+        )
+        return [
+            JournalEntry(
+                float(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                int(r[4]),
+                float(r[5]) if r[5] is not None else None,
+                float(r[6]) if r[6] is not None else None,
+            )
+            for r in rows
+        ]
+
+    # Song feedback -----------------------------------------------------------------------------------
+
+    async def feedback_set(
+        self, user_id: int, track_id: str, verdict: str, artists: Sequence[str], now: float
+    ) -> None:
+        """The user's verdict on a track: ``nope`` (never again) or ``like`` (more like it); the latest
+        verdict replaces an earlier one."""
+        await self.db.execute(
+            "INSERT INTO track_feedback (user_id, track_id, verdict, artists, at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id, track_id) DO UPDATE SET verdict = excluded.verdict, "
+            "artists = excluded.artists, at = excluded.at",
+            user_id,
+            track_id,
+            verdict,
+            json.dumps(list(artists)),
+            now,
+        )
+
+    async def feedback_tracks(self, user_id: int, verdict: str) -> set[str]:
+        """Ids of the tracks the user gave ``verdict``."""
+        rows = await self.db.fetch(
+            "SELECT track_id FROM track_feedback WHERE user_id = ? AND verdict = ?", user_id, verdict
+        )
+        return {str(r[0]) for r in rows}
+
+    async def feedback_liked_artists(self, user_id: int) -> list[str]:
+        """Artists of the tracks the user liked, newest like first, each once."""
+        rows = await self.db.fetch(
+            "SELECT artists FROM track_feedback WHERE user_id = ? AND verdict = 'like' ORDER BY at DESC",
+            user_id,
+        )
+        names: dict[str, None] = {}
+        for row in rows:
+            for name in json.loads(str(row[0]) or "[]"):
+                names.setdefault(str(name), None)
+        return list(names)
+
+    # Spotify taste -----------------------------------------------------------------------------------
+
+    async def taste_get(self, user_id: int) -> TasteRow | None:
+        """The user's cached Spotify taste, None if never read."""
+        row = await self.db.fetchrow(
+            "SELECT artists, tracks, fetched_at, ok FROM spotify_taste WHERE user_id = ?", user_id
+        )
+        if row is None:
+            return None
+        return TasteRow(
+            tuple(str(a) for a in json.loads(str(row[0]) or "[]")),
+            tuple(str(t) for t in json.loads(str(row[1]) or "[]")),
+            float(row[2]),
+            int(row[3]) == 1,
+        )
+
+    async def taste_claim(self, user_id: int, now: float, max_age_s: float) -> bool:
+        """Claim the reading of the user's taste from Spotify, at most once per ``max_age_s`` across
+        every worker: True for the one caller that should read it now (the attempt is recorded at once;
+        earlier values stay until :meth:`taste_save`)."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "INSERT INTO spotify_taste (user_id, fetched_at) VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET fetched_at = excluded.fetched_at "
+                "WHERE spotify_taste.fetched_at <= ? RETURNING user_id",
+                user_id,
+                now,
+                now - max_age_s,
+            )
+        return row is not None
+
+    async def taste_save(
+        self, user_id: int, artists: Sequence[str], tracks: Sequence[str], now: float
+    ) -> None:
+        """Store what Spotify said (only while the user is still linked)."""
+        await self.db.execute(
+            "UPDATE spotify_taste SET artists = ?, tracks = ?, fetched_at = ?, ok = 1 WHERE user_id = ? "
+            "AND EXISTS (SELECT 1 FROM spotify_tokens WHERE user_id = ?)",
+            json.dumps(list(artists)),
+            json.dumps(list(tracks)),
+            now,
+            user_id,
+            user_id,
+        )
+
     # Expiry -----------------------------------------------------------------------------------------
 
     async def sweep(
-        self, now: float | None = None, rate_window_s: float = 3600.0, keep_updates_s: float = 86_400.0
+        self,
+        now: float | None = None,
+        rate_window_s: float = 3600.0,
+        keep_updates_s: float = 86_400.0,
+        journal_keep_s: float = JOURNAL_KEEP_S,
     ) -> dict[str, int]:
         """Delete every expired row; returns how many per table.
 
         Rate events older than the longest window ``rate_window_s`` are no longer counted; handled
-        update ids are kept ``keep_updates_s`` (Telegram stops redelivering after 24 hours).
+        update ids are kept ``keep_updates_s`` (Telegram stops redelivering after 24 hours); mood journal
+        entries ``journal_keep_s``.
         """
         now = time.time() if now is None else now
         swept = {
@@ -860,6 +1107,9 @@ class Store:
             ),
             "processed_updates": await self.db.execute(
                 "DELETE FROM processed_updates WHERE updated_at <= ?", now - keep_updates_s
+            ),
+            "journal_entries": await self.db.execute(
+                "DELETE FROM journal_entries WHERE at <= ?", now - journal_keep_s
             ),
         }
         return swept

@@ -6,13 +6,16 @@ One aiohttp app serves both halves on a random free loopback port:
   carrying ``code`` and ``state``, or ``error=access_denied``) and ``POST /api/token`` (grants
   ``authorization_code`` and ``refresh_token``, client authenticated by HTTP Basic or form fields);
 * Web API under ``/v1``: ``GET /me``, ``GET`` and ``POST /me/playlists``, ``POST`` and
-  ``GET /playlists/{id}/items``.
+  ``GET /playlists/{id}/items``, ``GET /me/top/artists`` and ``GET /me/top/tracks`` (paging objects
+  of full artist / track objects, ``time_range`` short_term, medium_term or long_term, ``limit``
+  1-50, ``offset``; scope ``user-top-read``).
 
 It behaves like Spotify where that matters to us: ``localhost`` redirect URIs are refused, codes are
 single-use and bound to their redirect URI, access tokens expire, refresh tokens can be revoked
 (``invalid_grant``), users of a development-mode app must be registered (403 "User not registered in the
 Developer Dashboard"), private playlists need the ``playlist-modify-private`` scope to be made and
-``playlist-read-private`` to be listed or read, at most 100 items per add. Tests steer it directly::
+``playlist-read-private`` to be listed or read, top artists and tracks need ``user-top-read``, at most
+100 items per add. Tests steer it directly::
 
     async with FakeSpotify() as fake:                       # or the ``fake_spotify`` fixture
         settings = fake.settings(tmp_path / "db.sqlite3")   # MOODTUNES_* pointed at the fake
@@ -22,6 +25,7 @@ Developer Dashboard"), private playlists need the ``playlist-modify-private`` sc
         redirect = await fake.authorize(auth_url, user="bob")   # the browser's consent, returns Location
         fake.calls_to("POST", "/v1/playlists/*/items")     # every request is recorded
         fake.playlists[pid].items                            # what ended up on "Spotify"
+        fake.set_top("alice", artists=["Koffee"], tracks=[("0nbXyq5TXYPCO7pr3N8S4I", "Box", ["Ricch"])])
 
 For synchronous tests (a CLI run with ``asyncio.run``), :meth:`FakeSpotify.in_thread` serves the fake
 from its own event loop in a daemon thread. At the bottom: fixtures ``fake_spotify``, ``spotify_settings``,
@@ -38,6 +42,7 @@ import asyncio
 import base64
 import contextlib
 import fnmatch
+import hashlib
 import json
 import secrets
 import string
@@ -108,6 +113,76 @@ class FakePlaylist:
             "items": {"total": len(self.items), "href": f"{base}/v1/playlists/{self.id}/items"},
             "snapshot_id": f"snap{len(self.add_batches)}",
         }
+
+
+@dataclass(frozen=True)
+class FakeArtist:
+    """An artist on the fake (ids are made from the name, so the same name is the same artist)."""
+
+    name: str
+
+    @property
+    def id(self) -> str:
+        """A stable 22-character base-62 id."""
+        digest = int.from_bytes(hashlib.sha256(self.name.encode()).digest(), "big")
+        out = ""
+        for _ in range(22):
+            digest, rest = divmod(digest, 62)
+            out += _BASE62[rest]
+        return out
+
+    def simplified(self, base: str) -> dict[str, Any]:
+        """The simplified artist object (inside a track)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "artist",
+            "uri": f"spotify:artist:{self.id}",
+            "href": f"{base}/v1/artists/{self.id}",
+            "external_urls": {"spotify": f"https://open.spotify.com/artist/{self.id}"},
+        }
+
+    def as_json(self, base: str) -> dict[str, Any]:
+        """The full artist object, as ``/me/top/artists`` lists it."""
+        return {
+            **self.simplified(base),
+            "followers": {"href": None, "total": 1000},
+            "genres": [],
+            "images": [],
+            "popularity": 50,
+        }
+
+
+@dataclass(frozen=True)
+class FakeTrack:
+    """A track on the fake: bare id, name and artist names."""
+
+    id: str
+    name: str
+    artists: tuple[str, ...]
+
+    def as_json(self, base: str) -> dict[str, Any]:
+        """The full track object, as ``/me/top/tracks`` lists it."""
+        artists = [FakeArtist(a).simplified(base) for a in self.artists]
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "track",
+            "uri": f"spotify:track:{self.id}",
+            "href": f"{base}/v1/tracks/{self.id}",
+            "external_urls": {"spotify": f"https://open.spotify.com/track/{self.id}"},
+            "artists": artists,
+            "album": {"id": spotify_id(), "name": self.name, "type": "album", "artists": artists},
+            "duration_ms": 200_000,
+            "explicit": False,
+            "popularity": 50,
+            "track_number": 1,
+            "disc_number": 1,
+            "is_local": False,
+        }
+
+
+TIME_RANGES = ("short_term", "medium_term", "long_term")
 
 
 @dataclass
@@ -181,6 +256,9 @@ class FakeSpotify:
         self.browser_user = "alice"
         """Who is logged in to Spotify in the fake browser (:meth:`authorize` without ``user``)."""
         self.playlists: dict[str, FakePlaylist] = {}
+        self.top_artists: dict[tuple[str, str], list[FakeArtist]] = {}
+        """(user, time_range) -> the user's top artists, most listened first (see :meth:`set_top`)."""
+        self.top_tracks: dict[tuple[str, str], list[FakeTrack]] = {}
         self.list_descriptions = True
         """False: ``GET /me/playlists`` answers ``description: null``, as Spotify's docs allow."""
         self.calls: list[Call] = []
@@ -210,6 +288,7 @@ class FakeSpotify:
         app.router.add_post("/v1/me/playlists", self._create_playlist)
         app.router.add_post("/v1/playlists/{playlist_id}/items", self._add_items)
         app.router.add_get("/v1/playlists/{playlist_id}/items", self._get_items)
+        app.router.add_get("/v1/me/top/{kind}", self._top)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -323,6 +402,21 @@ class FakeSpotify:
         rule = Rule(method.upper(), path, None, {}, None, seconds, times)
         self.rules.append(rule)
         return rule
+
+    def set_top(
+        self,
+        user: str,
+        artists: list[str] | None = None,
+        tracks: list[tuple[str, str, list[str]]] | None = None,
+        time_range: str | None = None,
+    ) -> None:
+        """The user's top artists (names) and tracks (``(id, name, artist names)``), most listened first,
+        for one ``time_range`` or (None) all three."""
+        for window in (time_range,) if time_range else TIME_RANGES:
+            if artists is not None:
+                self.top_artists[(user, window)] = [FakeArtist(a) for a in artists]
+            if tracks is not None:
+                self.top_tracks[(user, window)] = [FakeTrack(i, n, tuple(a)) for i, n, a in tracks]
 
     def revoke_refresh_tokens(self, user: str) -> int:
         """Revoke every refresh token (and access token) of the user, as when they remove the app."""
@@ -648,6 +742,49 @@ class FakeSpotify:
         playlist.items[at:at] = uris
         playlist.add_batches.append(list(uris))
         return web.json_response({"snapshot_id": f"snap{len(playlist.add_batches)}"}, status=201)
+
+    async def _top(self, request: web.Request) -> web.Response:
+        """``GET /me/top/{artists|tracks}``: a paging object; needs ``user-top-read``."""
+        token = self._authenticate(request)
+        if isinstance(token, web.Response):
+            return token
+        kind = request.match_info["kind"]
+        if kind not in ("artists", "tracks"):
+            return self._api_error(404, "Service not found")
+        if "user-top-read" not in token.scope.split():
+            return self._api_error(403, "Insufficient client scope")
+        time_range = request.query.get("time_range", "medium_term")
+        if time_range not in TIME_RANGES:
+            return self._api_error(400, "Invalid time range")
+        try:
+            limit = int(request.query.get("limit", 20))
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            return self._api_error(400, "Invalid limit or offset")
+        if not 1 <= limit <= 50 or offset < 0:
+            return self._api_error(400, "Invalid limit" if not 1 <= limit <= 50 else "Invalid offset")
+        source: list[Any] = (
+            self.top_artists.get((token.user, time_range), [])
+            if kind == "artists"
+            else self.top_tracks.get((token.user, time_range), [])
+        )
+        page = source[offset : offset + limit]
+        href = f"{self.base_url}/v1/me/top/{kind}"
+
+        def at(start: int) -> str:
+            return f"{href}?time_range={time_range}&limit={limit}&offset={start}"
+
+        return web.json_response(
+            {
+                "href": at(offset),
+                "items": [item.as_json(self.base_url) for item in page],
+                "limit": limit,
+                "offset": offset,
+                "total": len(source),
+                "next": at(offset + limit) if offset + limit < len(source) else None,
+                "previous": at(max(0, offset - limit)) if offset > 0 else None,
+            }
+        )
 
     async def _get_items(self, request: web.Request) -> web.Response:
         token = self._authenticate(request)
