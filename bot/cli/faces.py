@@ -117,6 +117,13 @@ def _face_text(face: dict[str, Any]) -> str:
     return text
 
 
+def _count_text(shown: int, found: int, more: bool) -> str:
+    """``3 face(s)``, or ``the 20 largest of 625 faces`` when only the largest were analysed."""
+    if found <= shown:
+        return f"{shown} face(s)"
+    return f"the {shown} largest of {'at least ' if more else ''}{found} faces"
+
+
 async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
     failures = 0
     async with open_app(settings_from(args), with_catalog=False) as app:
@@ -133,8 +140,9 @@ async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
                 emit(error_record(str(path), exc), args.json, "")
                 continue
             records = [face_record(f, with_emotion) for f in faces]
-            text = f"{path}: {len(records)} face(s)\n" + "\n".join(_face_text(r) for r in records)
-            emit({"file": str(path), "faces": records}, args.json, text)
+            text = f"{path}: {_count_text(len(records), faces.found, faces.more)}\n"
+            text += "\n".join(_face_text(r) for r in records)
+            emit({"file": str(path), "faces": records, "faces_found": faces.found}, args.json, text)
     return 1 if failures else 0
 
 

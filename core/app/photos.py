@@ -23,6 +23,7 @@ from core.music import Catalog, Track
 from core.spotify import SpotifyService
 from core.storage import ResultRow, Store
 from core.vision.annotate import annotate
+from core.vision.faces import FaceList
 from core.vision.recognizer import IdentifiedFace
 
 log = logging.getLogger(__name__)
@@ -181,11 +182,24 @@ def face_line(face: IdentifiedFace) -> FaceLine:
 
 
 def headline(faces: list[IdentifiedFace], main: IdentifiedFace, user: int) -> str:
-    """The first line of a photo reply: a greeting, the feeling, or how many faces."""
+    """The first line of a photo reply: a greeting, the feeling, or how many faces; and, when only
+    the largest faces were analysed, how many were left out."""
     emotion = main.analysis.emotion
     feeling = f"You look {emotion.label} ({emotion.confidence:.0%})." if emotion else ""
+    crowd = crowd_note(faces)
     if main.match.user_id == user:
-        return f"Hi {main.match.name}! {feeling}".strip()
+        return " ".join(filter(None, [f"Hi {main.match.name}!", feeling, crowd]))
     if len(faces) == 1:
-        return f"I don't know you yet (send /enroll so I can). {feeling}".strip()
+        return " ".join(filter(None, ["I don't know you yet (send /enroll so I can).", feeling, crowd]))
+    if crowd:
+        return f"{crowd[:-1]}; the songs follow the biggest one."
     return f"I see {len(faces)} faces; the songs follow the biggest one."
+
+
+def crowd_note(faces: list[IdentifiedFace]) -> str:
+    """The sentence saying how many faces were left out ("I looked at the 20 largest of 625
+    faces."), or "" when none were."""
+    if not isinstance(faces, FaceList) or faces.left_out <= 0:
+        return ""
+    total = f"at least {faces.found}" if faces.more else str(faces.found)
+    return f"I looked at the {len(faces)} largest of {total} faces."
