@@ -183,12 +183,14 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
-def png_zeros(width: int, height: int) -> bytes:
-    """A real grey PNG of zeros: a few kilobytes that inflate to ``width * height`` bytes."""
+def png_zeros(width: int, height: int, colour: int = 0) -> bytes:
+    """A real PNG of zeros (grey, or ``colour=6`` RGBA: transparent black): a few kilobytes that
+    inflate to ``width * height`` pixels."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
     compressor = zlib.compressobj(9)
-    row = b"\0" * (width + 1)
+    row = b"\0" * (width * channels + 1)
     parts = [compressor.compress(row) for _ in range(height)] + [compressor.flush()]
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + png_chunk(b"IHDR", ihdr)
@@ -352,6 +354,9 @@ KINDS: dict[str, Callable[[], bytes]] = {
     "png_bomb_20000.png": lambda: png_header_only(20000, 20000),
     "png_zeros_12000.png": lambda: png_zeros(12000, 12000),
     "png_zeros_6000.png": lambda: png_zeros(6000, 6000),
+    # At the limits: the most expensive files that are still accepted.
+    "limit_rgba_40mp.png": lambda: png_zeros(8000, 5000, colour=6),
+    "limit_progressive_16_scans_40mp.jpg": lambda: scan_bomb(16, (8000, 5000)),
     "png_many_chunks.png": png_many_chunks,
     "png_text_bomb.png": png_text_bomb,
     "png_zero_size.png": lambda: png_header_only(0, 0),
