@@ -22,10 +22,10 @@ from bot.cli.common import (
     fail,
     local_person,
     local_place,
+    open_cli_app,
     settings_from,
 )
 from bot.console import LOCAL
-from core.app.context import open_app
 from core.errors import NoFace
 from core.vision.imaging import read_image_file
 from core.vision.recognizer import IdentifiedFace
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def _enroll(args: argparse.Namespace) -> int:
     failures = 0
-    async with open_app(settings_from(args), with_catalog=False) as app:
+    async with open_cli_app(settings_from(args), with_catalog=False) as app:
         user, chat = await app.service.ids(local_person(args.user), local_place(args.chat))
         for path in args.images:
             try:
@@ -126,7 +126,7 @@ def _count_text(shown: int, found: int, more: bool) -> str:
 
 async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
     failures = 0
-    async with open_app(settings_from(args), with_catalog=False) as app:
+    async with open_cli_app(settings_from(args), with_catalog=False) as app:
         place = local_place(args.chat)
         chat = await app.store.find_chat(place.platform, place.external_id)
         for path in args.images:
@@ -147,7 +147,7 @@ async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
 
 
 async def _forget(args: argparse.Namespace) -> int:
-    async with open_app(settings_from(args), lazy_models=True, with_catalog=False) as app:
+    async with open_cli_app(settings_from(args), lazy_models=True, with_catalog=False) as app:
         user = await app.store.find_user(args.platform, args.user)
         if user is None:
             message = f"no user {args.user!r} on {args.platform}"
