@@ -8,13 +8,16 @@ runs (:func:`core.vision.headers.read_header`): the format (checked by its magic
 format's Pillow plugin may open it), the size (:data:`MAX_BYTES`), the pixel count
 (:data:`MAX_PIXELS`), the aspect ratio (:data:`MAX_ASPECT`), and the structure Pillow and libjpeg walk
 (JPEG scans and segments, PNG chunks). So a decompression bomb or a scan bomb costs nothing, and the
-worst photo that passes decodes in about a second and a few hundred megabytes.
+worst photo that passes decodes in about a second and under 450 MB; large ones are decoded two at a
+time (:data:`LARGE_DECODES`), so concurrent uploads cannot add up to gigabytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -48,6 +51,11 @@ MIN_SIDE = 64
 """Smallest accepted width or height, pixels."""
 BAND_ROWS = 256
 """Rows converted to RGB at a time (a few megabytes)."""
+LARGE_PIXELS = 12_000_000
+"""Images of more pixels than a 12 MP phone photo are decoded at most :data:`LARGE_DECODES` at a time."""
+LARGE_DECODES = 2
+"""Large images decoded at once in this process (each needs up to ~450 MB while decoding at 40 MP)."""
+_large_decodes = threading.BoundedSemaphore(LARGE_DECODES)
 MAX_ASPECT = 10.0
 """Longest accepted ratio of the longer side to the shorter. Photos are 1:1 to 1:2.4 (21:9), phone
 panoramas 1:3 to 1:8; Telegram itself refuses photos beyond 1:20. Faces are found on a copy whose
@@ -86,9 +94,12 @@ def decode_image(data: bytes, min_side: int = MIN_SIDE) -> np.ndarray:
         # Only the plugin of the format the magic bytes named may open it.
         img: Image.Image = Image.open(io.BytesIO(data), formats=[header.format])
         check_size(*img.size, min_side)  # a GIF frame larger than its screen grows the image
-        img.load()  # animated GIF/WebP/PNG: the first frame
-        img = _upright(img)  # (the unturned copy is freed)
-        rgb = _rgb_array(img)
+        large = img.width * img.height > LARGE_PIXELS
+        with _large_decodes if large else contextlib.nullcontext():
+            img.load()  # animated GIF/WebP/PNG: the first frame
+            img = _upright(img)  # (the unturned copy is freed)
+            rgb = _rgb_array(img)
+            del img
     except Image.DecompressionBombError:
         raise TooManyPixels(
             f"That image is bigger than it says; I can take up to {MAX_PIXELS // 1_000_000} megapixels."
