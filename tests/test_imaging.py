@@ -342,3 +342,15 @@ def test_decompression_bomb_within_the_limit_is_bounded() -> None:
     started = time.perf_counter()
     rgb = decode_image(hostile.png_zeros(6000, 6000))
     assert rgb.shape == (6000, 6000, 3) and time.perf_counter() - started < 5.0
+
+
+def test_megabytes_of_entropy_coded_data_are_walked_quickly() -> None:
+    """The scan count needs a walk to the end of the file: 20 MB of stuffed 0xFF00 bytes in one scan
+    (the worst case for the marker search) take well under a second."""
+    data = hostile.photo_jpeg()
+    start = next(s for s in hostile.jpeg_segments(data) if s[0] == 0xDA)[1]
+    scan_header = data[start : start + 2 + int.from_bytes(data[start + 2 : start + 4], "big")]
+    stuffed = data[:start] + scan_header + b"\xff\x00" * 10_000_000 + b"\xff\xd9"
+    started = time.perf_counter()
+    assert read_header(stuffed).scans == 1
+    assert time.perf_counter() - started < 2.0

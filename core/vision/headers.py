@@ -167,11 +167,14 @@ def _jpeg(data: bytes) -> Header:
     segments = scans = 0
     frame: tuple[int, int, int, int] | None = None  # marker, precision, width, height
     while pos < size:
-        marker = (_JPEG_MARKER_AFTER_SCAN if scans else _JPEG_MARKER).search(data, pos)
+        if scans:  # after entropy-coded data, which may be megabytes long
+            marker = _JPEG_MARKER_AFTER_SCAN.search(data, pos)
+        else:  # segments follow each other, after at most MAX_JPEG_GAP junk or fill bytes
+            marker = _JPEG_MARKER.search(data, pos, pos + MAX_JPEG_GAP + 2)
+            if marker is None and size - pos > MAX_JPEG_GAP + 2:
+                raise _too_complex(f"over {MAX_JPEG_GAP} junk or fill bytes between JPEG segments")
         if marker is None:
             break  # the file ends: truncated, or trailing data; Pillow reports what matters
-        if not scans and marker.start() - pos > MAX_JPEG_GAP:  # junk and fill bytes
-            raise _too_complex(f"{marker.start() - pos} junk or fill bytes between JPEG segments")
         code = marker[1][0]
         pos = marker.end()
         if code == 0xD9:  # end of image (an MPO's next picture or trailing data may follow)
@@ -233,8 +236,12 @@ def _png(data: bytes) -> Header:
 
 
 def _gif(data: bytes) -> Header:
-    if len(data) < 13:
+    flags = data[10] if len(data) > 10 else 0
+    first_block = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the colour table
+    if len(data) <= first_block:
         raise TruncatedImage("That photo is cut off or damaged (no GIF header); please send it again.")
+    if data[first_block] not in (0x21, 0x2C, 0x3B):  # extension, image, trailer
+        raise NotAnImage("That file is not a photo I can read (it starts like a GIF but is not one).")
     return Header("GIF", int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little"))
 
 
