@@ -318,4 +318,4 @@ def test_a_crowd_is_analysed_twenty_largest_faces_at_a_time(
     sides = [a.face.side for a in crowd]
     assert sides == sorted(sides, reverse=True)
     assert sorted(batches) == sorted([BATCH, 40 - BATCH] * 2)  # FaceNet and emotion: 32 + 8 faces
-    assert elapsed < 60
+    assert elapsed < 90  # 12 s on an idle 2-core machine, 27 s on a busy one; 80-220 s before
