@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     inference_queue: int = Field(
         default=32, ge=1, description="Photos waiting for the models before new ones get 'busy, try again'."
     )
+    max_faces: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Faces analysed per photo, the largest first; the reply says how many were left out.",
+    )
 
     # State kept in the store.
     result_ttl_s: float = Field(

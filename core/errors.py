@@ -19,6 +19,12 @@ class NotAnImage(BadImage):
     code = "not_an_image"
 
 
+class UnsupportedFormat(NotAnImage):
+    """An image, but of a format (TIFF, BMP, EPS, lossless JPEG, ...) that is never decoded."""
+
+    code = "unsupported_format"
+
+
 class TruncatedImage(BadImage):
     code = "truncated_image"
 
@@ -33,6 +39,18 @@ class TooManyPixels(BadImage):
 
 class ImageTooSmall(BadImage):
     code = "image_too_small"
+
+
+class BadAspectRatio(BadImage):
+    """Too long and thin for faces (a strip, not a photo)."""
+
+    code = "bad_aspect_ratio"
+
+
+class TooComplex(BadImage):
+    """Built so that decoding would be slow: too many JPEG scans, PNG chunks or header segments."""
+
+    code = "too_complex"
 
 
 class FaceError(MoodtunesError):

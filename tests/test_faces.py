@@ -258,3 +258,64 @@ def test_vggface2_weights_work_offline_from_the_cache(tmp_path: Path, cache_dir:
     embedder = FaceEmbedder("vggface2", tmp_path)
     assert embedder.model_id == MODEL_IDS["vggface2"] != MODEL_IDS["casia-webface"]
     assert embedder.embed(np.zeros((1, 160, 160, 3), np.uint8)).shape == (1, 512)
+
+
+# Bounded work per photo ---------------------------------------------------------------------------
+
+
+def test_bounded_cascade_finds_exactly_what_facenet_pytorch_finds(pipeline: FaceAnalyzer) -> None:
+    """core.vision.faces.mtcnn is facenet-pytorch's detect_face with bounds ordinary photos stay under."""
+    from core.vision.faces import mtcnn
+
+    net = pipeline.detector._mtcnn
+    paths = [data_path("photos", name) for name in ("multiface.jpg", "paul_rudd.jpg", "kate_siegel.jpg")]
+    paths += sorted(data_path("faces", "lfw10").glob("*/*.jpg"))[::20]
+    for path in paths:
+        rgb = read_image_file(path)
+        scale = pipeline.detector.scale_for(*rgb.shape[:2])
+        small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        with torch.inference_mode():
+            boxes, _, points = net.detect(small, landmarks=True)
+            ours = mtcnn.detect(net, small)
+        assert not ours.capped
+        order = np.argsort(-(ours.boxes[:, 2] - ours.boxes[:, 0]) * (ours.boxes[:, 3] - ours.boxes[:, 1]))
+        expected = np.asarray(boxes, np.float64), np.asarray(points, np.float64)  # object arrays
+        np.testing.assert_allclose(ours.boxes[order, :4], expected[0], atol=1e-4, err_msg=str(path))
+        np.testing.assert_allclose(ours.points[order], expected[1], atol=1e-4)
+
+
+def test_a_photo_too_thin_for_mtcnn_has_no_faces_instead_of_a_crash(pipeline: FaceAnalyzer) -> None:
+    """A 250x40000 strip shrinks to 4x640 for detection: facenet-pytorch raised ValueError (torch.cat)."""
+    thin = np.full((40000, 250, 3), 128, np.uint8)
+    assert pipeline.detect(thin) == []
+    assert pipeline.analyze_many([(thin, None)]) == [[]]
+
+
+def test_a_crowd_is_analysed_twenty_largest_faces_at_a_time(
+    pipeline: FaceAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """625 faces in one photo took 50 s and 2.5 GB: now detection is bounded, the 20 largest are
+    analysed (the list says how many were found), and both networks run in fixed batches."""
+    import time
+
+    from core.vision.analyzer import BATCH
+    from core.vision.imaging import decode_image
+    from tests.hostile import face_tile
+
+    assert pipeline.emotion is not None and pipeline.max_faces == 20
+    batches: list[int] = []
+    embed, predict = pipeline.embedder.embed, pipeline.emotion.predict
+    monkeypatch.setattr(pipeline.embedder, "embed", lambda crops: batches.append(len(crops)) or embed(crops))
+    monkeypatch.setattr(pipeline.emotion, "predict", lambda grey: batches.append(len(grey)) or predict(grey))
+    tile = decode_image(face_tile())
+    started = time.perf_counter()
+    crowd, again = pipeline.analyze_many([(tile, None), (tile, None)])
+    elapsed = time.perf_counter() - started
+    print(f"two 625-face tiles: {crowd.found}{'+' if crowd.more else ''} faces found each, {elapsed:.1f} s")
+    assert len(crowd) == len(again) == 20 and crowd.found == again.found > 20
+    assert crowd.left_out == crowd.found - 20
+    assert all(a.emotion is not None and a.embedding.shape == (512,) for a in crowd)
+    sides = [a.face.side for a in crowd]
+    assert sides == sorted(sides, reverse=True)
+    assert sorted(batches) == sorted([BATCH, 40 - BATCH] * 2)  # FaceNet and emotion: 32 + 8 faces
+    assert elapsed < 90  # 12 s on an idle 2-core machine, 27 s on a busy one; 80-220 s before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -11,8 +12,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import FileTooLarge, ImageTooSmall, NotAnImage, TooManyPixels, TruncatedImage
-from core.vision.imaging import MAX_BYTES, decode_image, read_image_file
+from core.errors import (
+    BadAspectRatio,
+    BadImage,
+    FileTooLarge,
+    ImageTooSmall,
+    NotAnImage,
+    TooComplex,
+    TooManyPixels,
+    TruncatedImage,
+    UnsupportedFormat,
+)
+from core.vision.headers import MAX_SCANS, read_header
+from core.vision.imaging import MAX_ASPECT, MAX_BYTES, decode_image, read_image_file
+from tests import hostile
 from tests.conftest import data_path
 
 
@@ -125,3 +138,219 @@ def test_animated_image_uses_first_frame() -> None:
     assert rgb[..., 0].mean() > 200 and rgb[..., 2].mean() < 50
     webp = encode(frames[1], "WEBP", save_all=True, append_images=[frames[0]], duration=50)
     assert decode_image(webp)[..., 2].mean() > 200
+
+
+# Hostile files: each refused from its header, before any decoding, and fast -----------------------
+
+
+def refused_fast(data: bytes, error: type[Exception], match: str | None = None) -> Exception:
+    """``decode_image(data)`` raises ``error`` within a second (the attacks below cost minutes)."""
+    started = time.perf_counter()
+    with pytest.raises(error, match=match) as caught:
+        decode_image(data)
+    assert time.perf_counter() - started < 1.0
+    return caught.value
+
+
+def test_scan_bomb_is_refused_before_decoding() -> None:
+    """3,000 scans of a 40 MP progressive JPEG: 60-155 s of libjpeg before; refused from the header now."""
+    error = refused_fast(hostile.scan_bomb(3000), TooComplex, "more than 32 progressive JPEG scans")
+    assert isinstance(error, BadImage) and error.code == "too_complex"
+    refused_fast(hostile.small_scan_bomb(200), TooComplex, "scans")
+
+
+def test_scans_times_pixels_are_bounded() -> None:
+    """30 scans are fine on a small photo, too many on a large one (each scan re-walks every pixel)."""
+    small = hostile.scan_bomb(MAX_SCANS, (800, 600))
+    assert read_header(small).scans == MAX_SCANS == 32
+    assert decode_image(small).shape == (600, 800, 3)
+    big = hostile.scan_bomb(30, (6000, 4000))
+    refused_fast(big, TooComplex, "30 progressive JPEG scans of 24 megapixels")
+    assert read_header(hostile.scan_bomb(16, (8000, 5000))).scans == 16  # 16 scans at 40 MP: allowed
+
+
+def test_ordinary_progressive_jpeg_decodes() -> None:
+    data = data_path("photos", "multiface.jpg").read_bytes()
+    header = read_header(data)
+    assert header.format == "JPEG" and 2 <= header.scans <= 12
+    assert decode_image(data).shape == (630, 1200, 3)
+    libjpeg = encode(Image.new("RGB", (800, 600), "teal"), "JPEG", progressive=True)
+    assert read_header(libjpeg).scans == 10
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["jpeg_fill_bytes.jpg", "jpeg_junk.jpg", "jpeg_many_segments.jpg", "png_many_chunks.png"],
+)
+def test_files_built_to_be_slow_for_pillows_python_parsers_are_refused(name: str) -> None:
+    refused_fast(hostile.KINDS[name](), TooComplex, "unusual way")
+
+
+def test_every_shared_photo_passes_the_header_checks() -> None:
+    """No false alarms: every real photo of the shared data decodes (JPEG, PNG, any size and layout)."""
+    root = data_path("faces").parent
+    paths = [p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    paths = [p for p in paths if "fer2013" not in p.parts]
+    assert len(paths) > 150
+    for path in paths:
+        assert read_image_file(path).ndim == 3, path
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("jpeg_huge_header.jpg", "65000x65000"),
+        ("jpeg_41mp_header.jpg", "8200x5000"),
+        ("gif_huge_screen.gif", "65535x65535"),
+        ("webp_huge_canvas.webp", "16384x16384"),
+        ("webp_lossless_huge.webp", "16384x16384"),
+        ("png_zeros_12000.png", "12000x12000"),
+    ],
+)
+def test_too_many_pixels_from_any_format_header(name: str, size: str) -> None:
+    """JPEG, GIF and WebP bombs are refused as too large (they used to come back as "not an image")."""
+    refused_fast(hostile.KINDS[name](), TooManyPixels, size)
+
+
+def test_gif_frame_larger_than_its_screen_is_too_many_pixels() -> None:
+    refused_fast(hostile.gif_frame_beyond_screen(), TooManyPixels, "bigger than it says")
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("thin_250x40000.jpg", "250x40000"),
+        ("wide_40000x250.png", "40000x250"),
+        ("strip_100x1001.png", "100x1001"),
+    ],
+)
+def test_extreme_aspect_ratios_are_refused(name: str, shape: str) -> None:
+    error = refused_fast(hostile.KINDS[name](), BadAspectRatio, shape)
+    assert "too long and thin" in str(error)
+
+
+def test_aspect_ratio_limit_is_one_to_ten() -> None:
+    assert MAX_ASPECT == 10
+    assert decode_image(encode(Image.new("RGB", (64, 640)), "PNG")).shape == (640, 64, 3)
+    with pytest.raises(BadAspectRatio):
+        decode_image(encode(Image.new("RGB", (64, 641)), "PNG"))
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "match"),
+    [
+        ("tiff.tif", UnsupportedFormat, "TIFF"),
+        ("bmp.bmp", UnsupportedFormat, "BMP"),
+        ("ico.ico", UnsupportedFormat, "ICO"),
+        ("ppm.ppm", UnsupportedFormat, "PNM"),
+        ("eps.eps", UnsupportedFormat, "EPS"),
+        ("pdf.pdf", UnsupportedFormat, "PDF"),
+        ("jpeg2000.jp2", UnsupportedFormat, "JPEG 2000"),
+        ("psd_header.psd", UnsupportedFormat, "PSD"),
+        ("heic_header.heic", UnsupportedFormat, "HEIC"),
+        ("svg.svg", UnsupportedFormat, "SVG"),
+        ("tga.tga", NotAnImage, "not a photo"),
+        ("pcx.pcx", NotAnImage, "not a photo"),
+        ("sgi.sgi", NotAnImage, "not a photo"),
+        ("jpeg_arithmetic.jpg", UnsupportedFormat, "arithmetic-coded"),
+        ("jpeg_lossless.jpg", UnsupportedFormat, "lossless"),
+        ("jpeg_12bit.jpg", UnsupportedFormat, "12-bit"),
+    ],
+)
+def test_other_formats_never_reach_a_pillow_plugin(
+    name: str, error: type[Exception], match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow reads all of these (EPS through Ghostscript); they are refused by their magic bytes."""
+    data = hostile.KINDS[name]()
+
+    def no_pillow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Pillow was asked to open a refused format")
+
+    monkeypatch.setattr(Image, "open", no_pillow)
+    refused_fast(data, error, match)
+    assert issubclass(error, NotAnImage)
+
+
+def test_pillow_opens_only_the_format_the_magic_bytes_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+    real_open = Image.open
+
+    def spy(fp: object, mode: str = "r", formats: object = None) -> Image.Image:
+        seen.append(formats)
+        return real_open(fp, mode, formats)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", spy)
+    for fmt in ("JPEG", "PNG", "WEBP", "GIF"):
+        decode_image(encode(Image.new("RGB", (80, 80), "red"), fmt))
+    assert seen == [["JPEG"], ["PNG"], ["WEBP"], ["GIF"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("png_zero_size.png", ImageTooSmall),
+        ("jpeg_zero_size.jpg", ImageTooSmall),
+        ("gif_zero_size.gif", ImageTooSmall),
+        ("truncated_header.jpg", TruncatedImage),
+        ("truncated_jpeg.jpg", TruncatedImage),
+        ("truncated_png.png", TruncatedImage),
+        ("truncated_gif.gif", TruncatedImage),
+        ("truncated_webp.webp", TruncatedImage),
+        ("png_bomb_20000.png", TooManyPixels),
+        ("png_text_bomb.png", TruncatedImage),
+        ("empty.jpg", NotAnImage),
+        ("zip.jpg", NotAnImage),
+        ("random.webp", NotAnImage),
+    ],
+)
+def test_bombs_truncation_and_zero_sizes_get_a_typed_error_fast(name: str, error: type[Exception]) -> None:
+    refused_fast(hostile.KINDS[name](), error)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "apng_2000_frames.png",
+        "gif_5000_frames.gif",
+        "webp_500_frames.webp",
+        "gif_comment_bomb.gif",
+        "png_16bit_grey.png",
+        "png_16bit_rgb.png",
+        "png_16bit_rgba.png",
+        "cmyk.jpg",
+        "palette_alpha.png",
+        "grey_alpha.png",
+        "jpeg_exif_bomb.jpg",
+        "jpeg_broken_exif.jpg",
+    ],
+)
+def test_odd_but_valid_files_decode_quickly(name: str) -> None:
+    """Thousands of frames (only the first is decoded), 16-bit and CMYK pixels, broken EXIF: photos."""
+    started = time.perf_counter()
+    rgb = decode_image(hostile.KINDS[name]())
+    assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
+    assert time.perf_counter() - started < 1.0
+
+
+def test_16bit_grey_keeps_its_gradient() -> None:
+    rgb = decode_image(hostile.png_16bit(1, 0))
+    assert rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255 and rgb[0, 48, 0] in range(120, 136)
+
+
+def test_decompression_bomb_within_the_limit_is_bounded() -> None:
+    """35 KB of PNG that inflate to 36 MP: allowed (under 40 MP), decoded in bounded time and memory."""
+    started = time.perf_counter()
+    rgb = decode_image(hostile.png_zeros(6000, 6000))
+    assert rgb.shape == (6000, 6000, 3) and time.perf_counter() - started < 5.0
+
+
+def test_megabytes_of_entropy_coded_data_are_walked_quickly() -> None:
+    """The scan count needs a walk to the end of the file: 20 MB of stuffed 0xFF00 bytes in one scan
+    (the worst case for the marker search) take well under a second."""
+    data = hostile.photo_jpeg()
+    start = next(s for s in hostile.jpeg_segments(data) if s[0] == 0xDA)[1]
+    scan_header = data[start : start + 2 + int.from_bytes(data[start + 2 : start + 4], "big")]
+    stuffed = data[:start] + scan_header + b"\xff\x00" * 10_000_000 + b"\xff\xd9"
+    started = time.perf_counter()
+    assert read_header(stuffed).scans == 1
+    assert time.perf_counter() - started < 2.0

@@ -22,10 +22,10 @@ from bot.cli.common import (
     fail,
     local_person,
     local_place,
+    open_cli_app,
     settings_from,
 )
 from bot.console import LOCAL
-from core.app.context import open_app
 from core.errors import NoFace
 from core.vision.imaging import read_image_file
 from core.vision.recognizer import IdentifiedFace
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def _enroll(args: argparse.Namespace) -> int:
     failures = 0
-    async with open_app(settings_from(args), with_catalog=False) as app:
+    async with open_cli_app(settings_from(args), with_catalog=False) as app:
         user, chat = await app.service.ids(local_person(args.user), local_place(args.chat))
         for path in args.images:
             try:
@@ -117,9 +117,16 @@ def _face_text(face: dict[str, Any]) -> str:
     return text
 
 
+def _count_text(shown: int, found: int, more: bool) -> str:
+    """``3 face(s)``, or ``the 20 largest of 625 faces`` when only the largest were analysed."""
+    if found <= shown:
+        return f"{shown} face(s)"
+    return f"the {shown} largest of {'at least ' if more else ''}{found} faces"
+
+
 async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
     failures = 0
-    async with open_app(settings_from(args), with_catalog=False) as app:
+    async with open_cli_app(settings_from(args), with_catalog=False) as app:
         place = local_place(args.chat)
         chat = await app.store.find_chat(place.platform, place.external_id)
         for path in args.images:
@@ -133,13 +140,14 @@ async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
                 emit(error_record(str(path), exc), args.json, "")
                 continue
             records = [face_record(f, with_emotion) for f in faces]
-            text = f"{path}: {len(records)} face(s)\n" + "\n".join(_face_text(r) for r in records)
-            emit({"file": str(path), "faces": records}, args.json, text)
+            text = f"{path}: {_count_text(len(records), faces.found, faces.more)}\n"
+            text += "\n".join(_face_text(r) for r in records)
+            emit({"file": str(path), "faces": records, "faces_found": faces.found}, args.json, text)
     return 1 if failures else 0
 
 
 async def _forget(args: argparse.Namespace) -> int:
-    async with open_app(settings_from(args), lazy_models=True, with_catalog=False) as app:
+    async with open_cli_app(settings_from(args), lazy_models=True, with_catalog=False) as app:
         user = await app.store.find_user(args.platform, args.user)
         if user is None:
             message = f"no user {args.user!r} on {args.platform}"

@@ -32,7 +32,7 @@ def N_(message: str) -> str:
 
 
 def negotiate(code: str | None) -> str | None:
-    """The shipped language for a platform's code (``"es-MX"``, ``"es_ES"``, ``"ES"`` -> ``"es"``), or None."""
+    """The shipped language of a platform's code (``"es-MX"``, ``"es_ES"`` -> ``"es"``), or None."""
     if not code:
         return None
     base = code.replace("_", "-").split("-")[0].strip().lower()
@@ -49,7 +49,11 @@ def catalog(language: str) -> dict[str, str]:
     path = resource("core.app", "locale", language, "LC_MESSAGES", f"{DOMAIN}.po")
     with path.open("rb") as handle:
         po = read_po(handle, locale=language, domain=DOMAIN)
-    return {str(m.id): str(m.string) for m in po if m.id and isinstance(m.string, str) and m.string and not m.fuzzy}
+    return {
+        str(m.id): str(m.string)
+        for m in po
+        if m.id and isinstance(m.string, str) and m.string and not m.fuzzy
+    }
 
 
 def use_language(language: str | None) -> None:

@@ -31,6 +31,7 @@ from core.music.group import GroupMood, blend_faces
 from core.spotify import SpotifyService
 from core.storage import ResultRow, Store
 from core.vision.annotate import annotate
+from core.vision.faces import FaceList
 from core.vision.recognizer import IdentifiedFace
 
 log = logging.getLogger(__name__)
@@ -225,12 +226,27 @@ def group_mood(faces: list[IdentifiedFace]) -> GroupMood | None:
 def headline(
     faces: list[IdentifiedFace], main: IdentifiedFace, user: int, group: GroupMood | None = None
 ) -> str:
-    """The first line of a photo reply: a greeting, the feeling, or the group's mood."""
+    """The first line of a photo reply: a greeting, the feeling or the group's mood; and, when only the
+    largest faces were analysed, how many were left out."""
     emotion = main.analysis.emotion
-    hello = f"Hi {main.match.name}! " if main.match.user_id == user else ""
+    hello = f"Hi {main.match.name}!" if main.match.user_id == user else ""
+    crowd = crowd_note(faces)
     if group is not None:
-        return f"{hello}I see {len(faces)} faces, {group.text}; the songs follow the group."
+        return " ".join(
+            filter(
+                None, [hello, f"I see {len(faces)} faces, {group.text}; the songs follow the group.", crowd]
+            )
+        )
     feeling = f"You look {emotion.label} ({emotion.confidence:.0%})." if emotion else ""
     if hello:
-        return f"{hello}{feeling}".strip()
-    return f"I don't know you yet (send /enroll so I can). {feeling}".strip()
+        return " ".join(filter(None, [hello, feeling, crowd]))
+    return " ".join(filter(None, ["I don't know you yet (send /enroll so I can).", feeling, crowd]))
+
+
+def crowd_note(faces: list[IdentifiedFace]) -> str:
+    """The sentence saying how many faces were left out ("I looked at the 20 largest of 625
+    faces."), or "" when none were."""
+    if not isinstance(faces, FaceList) or faces.left_out <= 0:
+        return ""
+    total = f"at least {faces.found}" if faces.more else str(faces.found)
+    return f"I looked at the {len(faces)} largest of {total} faces."

@@ -289,11 +289,12 @@ class MoodtunesService:
             metrics.PHOTOS.labels(outcome).inc()
             metrics.REPLY_SECONDS.observe(elapsed)
         log.info(
-            "photo platform=%s user=%s chat=%s faces=%d emotion=%s tracks=%d ms=%.0f",
+            "photo platform=%s user=%s chat=%s faces=%d found=%d emotion=%s tracks=%d ms=%.0f",
             person.platform,
             user,
             chat,
             len(faces),
+            faces.found,
             reply.emotion,
             len(reply.tracks),
             1000 * elapsed,

@@ -2,6 +2,11 @@
 
 Models load once in :class:`FaceAnalyzer`; its methods are blocking (torch), so async callers run
 them on the one inference thread of :class:`core.vision.worker.InferenceWorker`.
+
+Work per photo is bounded: only its ``max_faces`` largest faces are analysed (the result, a
+:class:`~core.vision.faces.FaceList`, says how many were found), and FaceNet and the emotion CNN run
+in fixed batches of :data:`BATCH` faces, so a crowd costs at most ``max_faces`` faces' time and
+the memory of one batch.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import torch
 
 from core.config import Settings
 from core.vision.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier, EmotionReading
-from core.vision.faces import DetectedFace, FaceDetector, FaceEmbedder, aligned_crop, emotion_crop
+from core.vision.faces import DetectedFace, FaceDetector, FaceEmbedder, FaceList, aligned_crop, emotion_crop
 from core.vision.faces.facenet_weights import MODEL_IDS
 from core.vision.manifest import match_threshold
 
 log = logging.getLogger(__name__)
+
+BATCH = 32
+"""Faces per forward pass of FaceNet and of the emotion CNN (the memory of one pass is bounded)."""
 
 
 class Analyzer(Protocol):
@@ -47,7 +55,8 @@ class FaceAnalyzer:
     """Detector, embedder and emotion classifier, loaded once from the settings.
 
     Args:
-        settings: ``face_weights``, ``cache_dir``, ``emotion_weights`` and ``torch_threads`` are used.
+        settings: ``face_weights``, ``cache_dir``, ``emotion_weights``, ``torch_threads`` and
+            ``max_faces`` (the largest faces analysed per photo) are used.
         detector: a :class:`FaceDetector` to use instead of the default one.
         with_emotion: load the emotion CNN (default True; a missing file only logs a warning when
             a custom path was not requested).
@@ -59,6 +68,7 @@ class FaceAnalyzer:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.detector = detector or FaceDetector()
+        self.max_faces = settings.max_faces
         self.embedder = FaceEmbedder(settings.face_weights, settings.cache_dir)
         self.model_id = self.embedder.model_id
         self.threshold = match_threshold(self.model_id)
@@ -70,60 +80,68 @@ class FaceAnalyzer:
             else:
                 log.warning("no emotion model at %s; emotions are off", weights)
 
-    def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
-        """Faces in an RGB uint8 (H, W, 3) image, largest first."""
+    def detect(self, rgb: np.ndarray) -> FaceList[DetectedFace]:
+        """Faces in an RGB uint8 (H, W, 3) image, largest first (all found, not only ``max_faces``)."""
         return self.detector.detect(rgb)
 
     def embed(self, rgb: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
-        """(N, 512) unit embeddings of the given faces of one image."""
+        """(N, 512) unit embeddings of the given faces of one image, in batches of :data:`BATCH`."""
         if not faces:
             return np.zeros((0, 512), dtype=np.float32)
-        return self.embedder.embed(np.stack([aligned_crop(rgb, f) for f in faces]))
+        return np.concatenate(
+            [
+                self.embedder.embed(np.stack([aligned_crop(rgb, f) for f in faces[i : i + BATCH]]))
+                for i in range(0, len(faces), BATCH)
+            ]
+        )
 
     def emotions(self, rgb: np.ndarray, faces: list[DetectedFace]) -> list[EmotionReading | None]:
-        """Emotion of each face (None for all when no emotion model is loaded)."""
+        """Emotion of each face (None for all when no emotion model is loaded), in batches."""
         if self.emotion is None or not faces:
             return [None] * len(faces)
-        return list(self.emotion.predict(np.stack([emotion_crop(rgb, f) for f in faces])))
+        readings: list[EmotionReading | None] = []
+        for i in range(0, len(faces), BATCH):
+            readings += self.emotion.predict(np.stack([emotion_crop(rgb, f) for f in faces[i : i + BATCH]]))
+        return readings
 
     def analyze_many(
         self, images: list[tuple[np.ndarray, list[DetectedFace] | None]]
     ) -> list[list[FaceAnalysis] | Exception]:
-        """Analyse several images with one FaceNet and one emotion forward pass for all their faces.
+        """Analyse several images, their faces together in fixed batches of FaceNet and emotion passes.
 
-        Each item is ``(rgb, faces or None)``; an image that fails yields its exception in place,
-        the others are unaffected.
+        Each item is ``(rgb, faces or None)``; ``None`` detects the faces. Each image's result is a
+        :class:`~core.vision.faces.FaceList` of its ``max_faces`` largest faces, largest first, whose
+        ``found`` counts all of them. An image that fails yields its exception in place; the others
+        are unaffected.
         """
-        found: list[list[DetectedFace] | Exception] = []
+        found: list[FaceList[DetectedFace] | Exception] = []
         for rgb, faces in images:
             try:
-                found.append(self.detect(rgb) if faces is None else faces)
+                detected = self.detect(rgb) if faces is None else FaceList(faces)
+                found.append(detected.carrying(detected[: self.max_faces]))
             except Exception as exc:  # noqa: BLE001 - reported per image to its caller
                 found.append(exc)
-        crops, grey, owners = [], [], []
-        for index, ((rgb, _), image_faces) in enumerate(zip(images, found, strict=True)):
-            if isinstance(image_faces, Exception):
-                continue
-            for face in image_faces:
-                crops.append(aligned_crop(rgb, face))
-                if self.emotion is not None:
-                    grey.append(emotion_crop(rgb, face))
-                owners.append(index)
-        embeddings = self.embedder.embed(np.stack(crops)) if crops else np.zeros((0, 512), np.float32)
-        readings: list[EmotionReading | None] = (
-            list(self.emotion.predict(np.stack(grey)))
-            if self.emotion is not None and grey
-            else [None] * len(crops)
-        )
-        results: list[list[FaceAnalysis] | Exception] = [f if isinstance(f, Exception) else [] for f in found]
-        cursor = {i: 0 for i in range(len(images))}
-        for row, owner in enumerate(owners):
-            owner_faces = found[owner]
-            out = results[owner]
-            assert isinstance(owner_faces, list) and isinstance(out, list)
-            out.append(FaceAnalysis(owner_faces[cursor[owner]], embeddings[row], readings[row]))
-            cursor[owner] += 1
-        return results
+        jobs = [
+            (rgb, face, index)
+            for index, ((rgb, _), image_faces) in enumerate(zip(images, found, strict=True))
+            if not isinstance(image_faces, Exception)
+            for face in image_faces
+        ]
+        analyses: list[list[FaceAnalysis]] = [[] for _ in images]
+        for start in range(0, len(jobs), BATCH):
+            batch = jobs[start : start + BATCH]
+            embeddings = self.embedder.embed(np.stack([aligned_crop(rgb, face) for rgb, face, _ in batch]))
+            readings: list[EmotionReading | None] = (
+                list(self.emotion.predict(np.stack([emotion_crop(rgb, face) for rgb, face, _ in batch])))
+                if self.emotion is not None
+                else [None] * len(batch)
+            )
+            for (_, face, index), embedding, reading in zip(batch, embeddings, readings, strict=True):
+                analyses[index].append(FaceAnalysis(face, embedding, reading))
+        return [
+            faces if isinstance(faces, Exception) else faces.carrying(done)
+            for faces, done in zip(found, analyses, strict=True)
+        ]
 
 
 class LazyAnalyzer:

@@ -18,6 +18,7 @@ import numpy as np
 from core.errors import FaceBelongsToOther
 from core.storage import GalleryRows, Store
 from core.vision.analyzer import FaceAnalysis
+from core.vision.faces import FaceList
 from core.vision.gallery import Gallery, Match, enrollment_face
 from core.vision.worker import InferenceWorker
 
@@ -71,17 +72,20 @@ class Recognizer:
     def _build(self, rows: GalleryRows) -> Gallery:
         return Gallery(rows.user_ids, rows.vectors, rows.names, self.threshold)
 
-    async def identify(self, chat_id: int | None, rgb: np.ndarray) -> list[IdentifiedFace]:
-        """Every analysed face of the photo, largest first, matched against the chat's gallery."""
+    async def identify(self, chat_id: int | None, rgb: np.ndarray) -> FaceList[IdentifiedFace]:
+        """Every analysed face of the photo (its largest, up to the analyser's ``max_faces``), largest
+        first, matched against the chat's gallery; ``found`` on the list counts all its faces."""
         return await self.match(chat_id, await self.worker.analyze(rgb))
 
-    async def match(self, chat_id: int | None, analyses: list[FaceAnalysis]) -> list[IdentifiedFace]:
-        """Match already analysed faces against the chat's gallery."""
+    async def match(self, chat_id: int | None, analyses: list[FaceAnalysis]) -> FaceList[IdentifiedFace]:
+        """Match already analysed faces against the chat's gallery (the counts of a
+        :class:`~core.vision.faces.FaceList` carry over)."""
+        counts = analyses if isinstance(analyses, FaceList) else FaceList(analyses)
         if not analyses:
-            return []
+            return counts.carrying([])
         gallery = await self.gallery(chat_id)
         matches = gallery.match(np.stack([a.embedding for a in analyses]))
-        return [IdentifiedFace(a, m) for a, m in zip(analyses, matches, strict=True)]
+        return counts.carrying(IdentifiedFace(a, m) for a, m in zip(analyses, matches, strict=True))
 
     async def enrollment(self, rgb: np.ndarray) -> FaceAnalysis:
         """The analysed face a selfie would enrol (see :func:`core.vision.gallery.enrollment_face`)."""
