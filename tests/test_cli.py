@@ -83,6 +83,9 @@ def test_analyze_and_text_errors(capsys: pytest.CaptureFixture[str], env: Path) 
     status, lines, _ = run(capsys, "analyze", "--json", str(data_path("photos", "multiface.jpg")))
     assert status == 0 and len(lines[0]["faces"]) == 6  # type: ignore[arg-type]
     assert {"box", "user", "emotion", "emotion_scores"} <= set(lines[0]["faces"][0])  # type: ignore[index]
+    group = lines[0]["group"]  # the blended mood of the photo, the one the songs would follow
+    assert group["emotion"] in group["scores"] and "of 6 faces" in group["summary"]  # type: ignore[index]
+    assert abs(sum(group["scores"].values()) - 1) < 1e-3  # type: ignore[index]
 
     import skimage
 

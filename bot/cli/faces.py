@@ -26,6 +26,7 @@ from bot.cli.common import (
     settings_from,
 )
 from bot.console import LOCAL
+from core.app.photos import group_mood
 from core.errors import NoFace
 from core.vision.imaging import read_image_file
 from core.vision.recognizer import IdentifiedFace
@@ -142,7 +143,16 @@ async def _identify(args: argparse.Namespace, with_emotion: bool) -> int:
             records = [face_record(f, with_emotion) for f in faces]
             text = f"{path}: {_count_text(len(records), faces.found, faces.more)}\n"
             text += "\n".join(_face_text(r) for r in records)
-            emit({"file": str(path), "faces": records, "faces_found": faces.found}, args.json, text)
+            record: dict[str, Any] = {"file": str(path), "faces": records, "faces_found": faces.found}
+            group = group_mood(faces) if with_emotion else None
+            if group is not None:  # the mood the songs would follow: the faces' blend, bigger ones weigh more
+                record["group"] = {
+                    "emotion": group.emotion,
+                    "summary": group.text,
+                    "scores": {k: round(v, 4) for k, v in group.probabilities.items()},
+                }
+                text += f"\n  the group: {group.text}"
+            emit(record, args.json, text)
     return 1 if failures else 0
 
 
