@@ -22,13 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
 
-DEFAULT_MODEL = resource("models", "emotion", "emotion_cnn.pt")
-"""The model shipped with the project (a network's weights, or an ensemble file naming its members)."""
+DEFAULT_MODEL = resource("models", "emotion", "emotion_model.json")
+"""The model shipped with the project: a model file naming its member network(s) and TTA."""
 DEFAULT_WEIGHTS = DEFAULT_MODEL
 """The name older code uses for :data:`DEFAULT_MODEL`."""
 
@@ -103,8 +104,22 @@ class Member:
     model: nn.Module
 
 
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d into the Conv2d before it (same outputs, fewer passes over memory)."""
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            conv, bn = layers[i], layers[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(conv, bn)
+                module[i + 1] = nn.Identity()
+    return module
+
+
 def load_member(weights: Path, device: str = "cpu") -> Member:
-    """Load one network and its card; the fp16 weights run in float32."""
+    """Load one network and its card; the fp16 weights run in float32, batch norms folded."""
     if not weights.is_file():
         raise FileNotFoundError(
             f"emotion weights not found: {weights} (train with `moodtunes train-emotion`)"
@@ -115,7 +130,7 @@ def load_member(weights: Path, device: str = "cpu") -> Member:
     model = build_network(card["architecture"], len(EMOTIONS))
     state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model.eval().to(device).to(memory_format=torch.channels_last)
+    model = fold_batchnorm(model.eval()).to(device).to(memory_format=torch.channels_last)
     return Member(weights, card, float(card["input"]["mean"]), float(card["input"]["std"]), model)
 
 
