@@ -258,6 +258,32 @@ def test_training_is_deterministic_checkpointed_and_resumable(tiny_fer: Path, tm
     ).shape == (2, 7)
 
 
+def test_eval_emotion_refuses_the_holdout_for_networks_that_trained_on_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["eval-emotion", "--holdout", "--data", "/nowhere"]) == 2
+    assert "emotion_cnn.pt trained on the holdout" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_emotion_scores_a_clean_network_on_the_holdout(capsys: pytest.CaptureFixture[str]) -> None:
+    weights = DEFAULT_MODEL.parent / "emotion_cnn_2.pt"
+    args = [
+        "eval-emotion",
+        "--holdout",
+        "--json",
+        "--weights",
+        str(weights),
+        "--data",
+        str(data_path("fer2013")),
+    ]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    card = json.loads(card_path(weights).read_text())["holdout"]
+    assert result["count"] == card["count"] == 2650
+    assert abs(result["accuracy"] - card["flip"]["accuracy"]) <= 0.003
+
+
 @pytest.mark.slow
 def test_emotion_cli_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     happy = sorted(data_path("fer2013", "val", "happy").iterdir())[:3]

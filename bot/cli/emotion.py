@@ -153,6 +153,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     classifier = EmotionClassifier(weights, tta=args.tta)
     head = {"weights": str(weights), "tta": classifier.tta, "members": len(classifier.members)}
     if args.holdout:
+        seen = [m.weights.name for m in classifier.members if not m.card.get("holdout")]
+        if seen:
+            print(
+                f"moodtunes: {', '.join(seen)} trained on the holdout, so it cannot be scored there; "
+                "pass --weights with a network trained without it",
+                file=sys.stderr,
+            )
+            return 2
         train = load_split(args.data / "train")
         result = evaluation_of(classifier, subset(train, holdout_split(train).holdout))
         if args.json:
