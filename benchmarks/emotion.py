@@ -1,7 +1,9 @@
-"""Emotion CNN: model size and CPU inference time per face, batch 1 and batch 32.
+"""Emotion model: size and CPU inference time per face at batch 1 and batch 32, with the TTA it ships.
 
-Usage: ``.venv/bin/python benchmarks/emotion.py [--repeats 50]``; figures go to stdout and
-``benchmarks/results/emotion.json``.
+Usage: ``.venv/bin/python benchmarks/emotion.py [--repeats 50] [--tta MODE]``; figures go to stdout
+and ``benchmarks/results/emotion.json`` (``emotion_<tta>.json`` for another TTA than the shipped one).
+The budget is 15 ms per face at both batch sizes (the issue that set it: the chat answers a selfie
+within a second, and a group photo holds up to a dozen faces).
 """
 
 from __future__ import annotations
@@ -20,21 +22,29 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.vision.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier  # noqa: E402
+from core.vision.emotion.classifier import DEFAULT_MODEL, TTA_MODES, TTA_VIEWS, EmotionClassifier  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="emotion CNN benchmark")
+    parser = argparse.ArgumentParser(description="emotion model benchmark")
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "emotion.json")
+    parser.add_argument("--tta", choices=TTA_MODES, help="default: the shipped model's")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    clf = EmotionClassifier()
+    clf = EmotionClassifier(tta=args.tta)
+    shipped = EmotionClassifier().tta
+    out = args.out or ROOT / "benchmarks" / "results" / (
+        "emotion.json" if clf.tta == shipped else f"emotion_{clf.tta}.json"
+    )
     faces = np.random.default_rng(0).integers(0, 255, (32, 48, 48), dtype=np.uint8)
     result: dict[str, object] = {
         "machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads",
-        "weights_bytes": DEFAULT_WEIGHTS.stat().st_size,
-        "parameters": sum(p.numel() for p in clf.model.parameters()),
-        "mirror_averaging": clf.flip_tta,
+        "model": DEFAULT_MODEL.name,
+        "members": len(clf.members),
+        "weights_bytes": sum(m.weights.stat().st_size for m in clf.members),
+        "parameters": clf.parameters,
+        "tta": clf.tta,
+        "forward_passes_per_face": TTA_VIEWS[clf.tta] * len(clf.members),
     }
     for batch in (1, 32):
         clf.probabilities(faces[:batch])
@@ -46,11 +56,10 @@ def main() -> int:
         p50 = statistics.median(times)
         result[f"batch{batch}_p50_ms"] = round(p50, 3)
         result[f"batch{batch}_per_face_ms"] = round(p50 / batch, 3)
-        per_face = p50 / batch
-        print(f"batch {batch:2d}: {p50:.2f} ms per call, {per_face:.3f} ms per face (p50)")
+        print(f"batch {batch:2d}: {p50:.2f} ms per call, {p50 / batch:.3f} ms per face (p50, TTA {clf.tta})")
     print(f"weights {result['weights_bytes'] / 1e6:.2f} MB, {result['parameters']:,} parameters")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

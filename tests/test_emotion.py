@@ -1,7 +1,9 @@
-"""The emotion model: shipped weights, accuracy on FER2013 PublicTest, training, the CLI."""
+"""The emotion model: shipped weights, the evaluation protocol, accuracy on FER2013 PublicTest without the
+faces that repeat training faces, real smiles and neutral faces, training, the CLI."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,23 +12,46 @@ import pytest
 import torch
 
 from bot.cli import main
-from core.vision.emotion.classifier import DEFAULT_WEIGHTS, EmotionClassifier, card_path
+from bot.cli.emotion import TTA_MODES as CLI_TTA_MODES
+from core.vision.emotion.classifier import (
+    DEFAULT_MODEL,
+    TTA_MODES,
+    TTA_VIEWS,
+    EmotionClassifier,
+    card_path,
+    tta_views,
+)
 from core.vision.emotion.labels import EMOTIONS
+from core.vision.emotion.network import build_network
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
-from training.train_emotion import TrainConfig, evaluation_of, train
+from training.emotion_dataset import FaceSet, face_hashes, holdout_split, load_split
+from training.emotion_pool import decide
+from training.train_emotion import TrainConfig, train
+
+REAL_FACES = Path(__file__).resolve().parents[1] / "training" / "real_faces_emotion.csv"
 
 
-def test_shipped_weights_match_the_manifest_and_card() -> None:
-    entry = model_entry("moodtunes-emotion-cnn")
-    assert file_sha256(DEFAULT_WEIGHTS) == entry["files"]["models/emotion/emotion_cnn.pt"]
-    card = json.loads(card_path(DEFAULT_WEIGHTS).read_text())
-    assert card["classes"] == list(EMOTIONS) and card["sha256"] == file_sha256(DEFAULT_WEIGHTS)
-    assert DEFAULT_WEIGHTS.stat().st_size < 6_000_000  # "a few MB at most"
+def shipped_members() -> list[Path]:
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    return [DEFAULT_MODEL.parent / m for m in card["members"]] if "members" in card else [DEFAULT_MODEL]
 
 
-def test_probabilities_are_batched_and_normalised() -> None:
-    clf = EmotionClassifier()
+def test_shipped_model_matches_the_manifest_and_cards() -> None:
+    files = model_entry("moodtunes-emotion-cnn")["files"]
+    for weights in shipped_members():
+        relative = f"models/emotion/{weights.name}"
+        assert file_sha256(weights) == files[relative]
+        card = json.loads(card_path(weights).read_text())
+        assert card["classes"] == list(EMOTIONS) and card["sha256"] == file_sha256(weights)
+        assert weights.stat().st_size < 6_000_000  # "a few MB at most", per network
+    if DEFAULT_MODEL.suffix == ".json":
+        assert file_sha256(DEFAULT_MODEL) == files[f"models/emotion/{DEFAULT_MODEL.name}"]
+
+
+@pytest.mark.parametrize("tta", TTA_MODES)
+def test_probabilities_are_batched_and_normalised(tta: str) -> None:
+    clf = EmotionClassifier(tta=tta)
     faces = np.random.default_rng(0).integers(0, 255, (5, 48, 48), dtype=np.uint8)
     probs = clf.probabilities(faces)
     assert probs.shape == (5, 7)
@@ -37,14 +62,127 @@ def test_probabilities_are_batched_and_normalised() -> None:
         clf.probabilities(np.zeros((1, 32, 32), np.uint8))
 
 
+def test_inference_is_deterministic() -> None:
+    clf = EmotionClassifier()
+    faces = np.random.default_rng(1).integers(0, 255, (8, 48, 48), dtype=np.uint8)
+    assert np.array_equal(clf.probabilities(faces), clf.probabilities(faces))
+
+
+def test_tta_views() -> None:
+    batch = torch.arange(2 * 48 * 48, dtype=torch.float32).view(2, 1, 48, 48)
+    for tta in TTA_MODES:
+        assert tta_views(batch, tta).shape == (TTA_VIEWS[tta] * 2, 1, 48, 48)
+    flip = tta_views(batch, "flip")
+    assert torch.equal(flip[:2], batch) and torch.equal(flip[2:], torch.flip(batch, dims=[3]))
+    flat = torch.full((3, 1, 48, 48), 0.25)
+    assert torch.allclose(tta_views(flat, "tencrop"), torch.full((30, 1, 48, 48), 0.25))
+    ten = tta_views(batch, "tencrop")
+    assert torch.allclose(ten[10:], torch.flip(ten[:10], dims=[3]))  # the mirrors follow the crops
+    with pytest.raises(ValueError):
+        tta_views(batch, "twentycrop")
+    assert CLI_TTA_MODES == TTA_MODES
+
+
+def test_networks_take_48x48_faces() -> None:
+    for architecture in (
+        {"type": "vgg", "widths": [8, 16, 16, 32]},
+        {"type": "EmotionNet (VGG-style, older cards)", "widths": [8, 16, 16, 32]},
+        {"type": "resnet", "widths": [8, 16, 16, 32], "blocks_per_stage": [1, 2, 2, 2]},
+    ):
+        assert build_network(architecture)(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    with pytest.raises(ValueError):
+        build_network({"type": "transformer", "widths": [8]})
+
+
+def test_holdout_split_is_stratified_fixed_and_shares_no_face() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (700, 48, 48), dtype=np.uint8)
+    labels = np.repeat(np.arange(7), 100)
+    images[5] = images[600]  # a repeated face, as FER2013 train has
+    faces = FaceSet(images, labels)
+    split = holdout_split(faces, 0.1, seed=3)
+    assert np.array_equal(split.holdout, holdout_split(faces, 0.1, seed=3).holdout)
+    assert len(np.intersect1d(split.fit, split.holdout)) == 0
+    assert len(split.fit) + len(split.holdout) == 700
+    assert not np.isin(face_hashes(images[split.holdout]), face_hashes(images[split.fit])).any()
+    assert np.bincount(labels[split.holdout], minlength=7).max() <= 10
+    assert holdout_split(faces, 0.0).holdout.size == 0
+
+
+def test_pool_plan_gives_long_jobs_the_longest_run_that_fits() -> None:
+    jobs = [
+        {"name": "a", "epochs": "long"},
+        {"name": "b", "epochs": 80},
+        {"name": "c", "epochs": "long"},
+    ]
+    plan = decide(jobs, {"a": 2.0, "b": 2.0, "c": 4.0}, seconds_left=390, menu=(200, 160, 120, 80))
+    assert plan == {"a": 160, "b": 80, "c": 80}
+    assert decide(jobs, {"a": 9.0, "b": 9.0, "c": 9.0}, 400, (200, 80)) == {"a": 0, "b": 0, "c": 0}
+
+
 @pytest.mark.slow
-def test_accuracy_on_fer2013_public_test() -> None:
-    result = evaluation_of(DEFAULT_WEIGHTS, data_path("fer2013", "val"))
-    print("\n" + result.table())
-    assert result.count == 3435
-    assert result.accuracy >= 0.66  # mini-Xception's published figure
-    assert result.happy_sad_rest_accuracy >= 0.75
-    assert result.per_class_recall["happy"] >= 0.8
+def test_public_test_has_240_faces_of_train_and_the_holdout_is_clean() -> None:
+    train_set = load_split(data_path("fer2013", "train"))
+    public = load_split(data_path("fer2013", "val"))
+    assert int(np.isin(face_hashes(public.images), face_hashes(train_set.images)).sum()) == 240
+    split = holdout_split(train_set)
+    assert (len(split.fit), len(split.holdout), split.moved) == (26059, 2650, 222)
+    hashes = face_hashes(train_set.images)
+    assert not np.isin(hashes[split.holdout], hashes[split.fit]).any()
+
+
+@pytest.mark.slow
+def test_accuracy_on_public_test_matches_the_card(capsys: pytest.CaptureFixture[str]) -> None:
+    """The card's figures, within 0.003 (evaluation is deterministic): deduplicated and in full."""
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())["public_test"]
+    assert main(["eval-emotion", "--json", "--data", str(data_path("fer2013"))]) == 0
+    result = json.loads(capsys.readouterr().out)
+    dedup, full = result["deduplicated"], result["full"]
+    print(
+        f"\nPublicTest less duplicates {dedup['accuracy']:.4f} ({dedup['count']}), "
+        f"in full {full['accuracy']:.4f}"
+    )
+    assert (dedup["count"], dedup["removed"], full["count"]) == (3195, 240, 3435)
+    assert abs(dedup["accuracy"] - card["deduplicated"]["accuracy"]) <= 0.003
+    assert abs(full["accuracy"] - card["full"]["accuracy"]) <= 0.003
+    assert abs(dedup["happy_sad_rest_accuracy"] - card["deduplicated"]["happy_sad_rest_accuracy"]) <= 0.003
+    assert dedup["per_class_recall"]["happy"] >= 0.8
+
+
+def real_faces() -> list[tuple[Path, str]]:
+    with REAL_FACES.open() as fh:
+        return [(data_path(*row["path"].split("/")), row["label"]) for row in csv.DictReader(fh)]
+
+
+@pytest.mark.slow
+def test_real_smiles_read_happy_and_neutral_faces_mostly_not() -> None:
+    """Photos labelled by eye (clear open smiles, clear neutral faces), read through MTCNN as the bot does."""
+    from core.vision.faces import FaceDetector, emotion_crop
+    from core.vision.imaging import read_image_file
+    from training.calibrate_faces import central_face
+
+    detector, clf = FaceDetector(), EmotionClassifier()
+    read: dict[str, list[str]] = {"happy": [], "neutral": []}
+    for path, label in real_faces():
+        rgb = read_image_file(path)
+        face = central_face(rgb, detector.detect(rgb))
+        read[label].append(clf.predict(emotion_crop(rgb, face)[None])[0].label)
+    smiles_happy = read["happy"].count("happy")
+    neutral_happy = read["neutral"].count("happy")
+    print(
+        f"\nsmiles read happy {smiles_happy}/{len(read['happy'])}; neutral faces read happy "
+        f"{neutral_happy}/{len(read['neutral'])} (as {sorted(set(read['neutral']))})"
+    )
+    assert len(read["happy"]) == len(read["neutral"]) == 20
+    assert smiles_happy >= SMILES_READ_HAPPY
+    assert neutral_happy <= NEUTRAL_READ_HAPPY
+
+
+SMILES_READ_HAPPY = 20
+NEUTRAL_READ_HAPPY = 6
+"""Bounds on the 20 + 20 faces of ``training/real_faces_emotion.csv``. The shipped model reads every
+smile as happy, and 5 of the 20 neutral faces as happy too (each of its networks alone: 3): posed
+neutral faces still read happy too often. One face of slack for float differences across CPUs."""
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +199,15 @@ def tiny_fer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def tiny_config(data: Path, out: Path, epochs: int, resume: bool = False) -> TrainConfig:
+def tiny_config(
+    data: Path, out: Path, epochs: int, resume: bool = False, architecture: str = "vgg"
+) -> TrainConfig:
     return TrainConfig(
         data=data,
         out=out,
         epochs=epochs,
         batch_size=32,
+        architecture=architecture,
         widths=(8, 16, 16, 32),
         warmup_epochs=1,
         resume=resume,
@@ -96,11 +237,51 @@ def test_training_is_deterministic_checkpointed_and_resumable(tiny_fer: Path, tm
     third = torch.load(tmp_path / "c" / "m.pt", weights_only=True)
     assert all(torch.equal(first[k], third[k]) for k in first)
     card = json.loads((tmp_path / "c" / "m.json").read_text())
-    assert card["training"]["epochs"] == 2 and card["validation"]["count"] == 35
+    assert card["training"]["epochs"] == 2 and card["holdout"]["count"] == 14  # 10% of 20 per class
+    assert card["public_test"] is None  # scored once, afterwards, never during training
+    assert set(card["holdout"]) == {"count", *TTA_MODES}
     assert (
         EmotionClassifier(tmp_path / "c" / "m.pt").predict(np.zeros((1, 48, 48), np.uint8))[0].label
         in EMOTIONS
     )
+
+    # The run length can be set at the end of the warm-up: the same as a run started with it.
+    decided = tiny_config(tiny_fer, tmp_path / "d" / "m.pt", epochs=9)
+    train(decided, log=quiet, decide_epochs=lambda: 2)
+    fourth = torch.load(tmp_path / "d" / "m.pt", weights_only=True)
+    assert decided.epochs == 2 and all(torch.equal(first[k], fourth[k]) for k in first)
+
+    resnet = train(tiny_config(tiny_fer, tmp_path / "e" / "m.pt", epochs=1, architecture="resnet"), log=quiet)
+    assert resnet["architecture"]["type"] == "resnet"
+    assert EmotionClassifier(tmp_path / "e" / "m.pt", tta="tencrop").probabilities(
+        np.zeros((2, 48, 48), np.uint8)
+    ).shape == (2, 7)
+
+
+def test_eval_emotion_refuses_the_holdout_for_networks_that_trained_on_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["eval-emotion", "--holdout", "--data", "/nowhere"]) == 2
+    assert "emotion_cnn.pt trained on the holdout" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_emotion_scores_a_clean_network_on_the_holdout(capsys: pytest.CaptureFixture[str]) -> None:
+    weights = DEFAULT_MODEL.parent / "emotion_cnn_2.pt"
+    args = [
+        "eval-emotion",
+        "--holdout",
+        "--json",
+        "--weights",
+        str(weights),
+        "--data",
+        str(data_path("fer2013")),
+    ]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    card = json.loads(card_path(weights).read_text())["holdout"]
+    assert result["count"] == card["count"] == 2650
+    assert abs(result["accuracy"] - card["flip"]["accuracy"]) <= 0.003
 
 
 @pytest.mark.slow

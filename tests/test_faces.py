@@ -96,7 +96,10 @@ def test_lfw10_leave_one_out_rank1(lfw_embeddings: tuple[np.ndarray, np.ndarray]
 async def test_open_set_five_enrolled_with_three_photos(
     pipeline: FaceAnalyzer, lfw10: dict[str, list[Path]], tmp_path: Path
 ) -> None:
-    """Enrol 5 of the 10 people with 3 photos each; every other photo is a probe."""
+    """Enrol 5 of the 10 people with 3 photos each; every other photo is a probe.
+
+    In-sample for the match threshold, which was chosen on lfw10 (models/face_calibration.json has the
+    out-of-sample figures, on celeb5)."""
     store = await Store.open(tmp_path / "open.sqlite3")
     worker = InferenceWorker(pipeline)
     recognizer = Recognizer(store, worker)
@@ -134,7 +137,10 @@ async def test_open_set_five_enrolled_with_three_photos(
             unknown += match.name is None
     await worker.close()
     await store.close()
-    print(f"open set: recognised {right}/{known_total}, strangers unknown {unknown}/{stranger_total}")
+    print(
+        f"open set (lfw10, in-sample for the threshold): recognised {right}/{known_total}, "
+        f"strangers unknown {unknown}/{stranger_total}"
+    )
     assert right / known_total >= 0.95
     assert unknown / stranger_total >= 0.95
 

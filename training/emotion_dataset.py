@@ -1,7 +1,13 @@
-"""Read FER2013 in the Kaggle image-folder layout (``<split>/<emotion>/*.jpg``) into arrays."""
+"""Read FER2013 in the Kaggle image-folder layout (``<split>/<emotion>/*.jpg``) into arrays.
+
+Also the evaluation protocol's two data utilities: :func:`without_duplicates_of` (PublicTest less the
+faces that are pixel-identical to training faces) and :func:`holdout_split` (the fixed part of train
+that every modelling choice is made on, so PublicTest is only ever reported).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +66,66 @@ def load_split(folder: Path) -> FaceSet:
     if not images:
         raise FileNotFoundError(f"{folder} holds no images")
     return FaceSet(np.stack(images), np.asarray(labels, dtype=np.int64))
+
+
+def face_hashes(images: np.ndarray) -> np.ndarray:
+    """A digest of each face's pixels (N,) as strings: equal digests mean pixel-identical faces."""
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    return np.array([hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in flat])
+
+
+def duplicates_of(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Boolean mask (N,): which of ``images`` are pixel-identical to some face of ``reference``."""
+    return np.isin(face_hashes(images), face_hashes(reference))
+
+
+def without_duplicates_of(faces: FaceSet, reference: FaceSet) -> FaceSet:
+    """``faces`` less every face pixel-identical to one of ``reference`` (e.g. PublicTest less train)."""
+    keep = ~duplicates_of(faces.images, reference.images)
+    return FaceSet(faces.images[keep], faces.labels[keep])
+
+
+HOLDOUT_FRACTION = 0.1
+"""Share of FER2013 train held out for every modelling choice (width, epochs, members, TTA)."""
+HOLDOUT_SEED = 2026
+"""Fixes which training faces are held out; never change it, or earlier choices lose their meaning."""
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """Indices into a training split: ``fit`` trains, ``holdout`` scores choices (disjoint, sorted).
+
+    ``moved`` counts the drawn holdout faces that were pixel-identical to a face of the fit part and
+    so went back to it: the holdout shares no image with what the networks train on.
+    """
+
+    fit: np.ndarray
+    holdout: np.ndarray
+    moved: int
+
+
+def holdout_split(
+    faces: FaceSet, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED
+) -> HoldoutSplit:
+    """A fixed stratified ``fraction`` of each class, deduplicated against the rest.
+
+    Each class's faces are shuffled with ``seed`` and the first ``round(fraction * count)`` are
+    drawn; a drawn face whose pixels equal those of an undrawn face (FER2013 train holds repeats)
+    returns to the fit part. ``fraction`` 0 holds nothing out.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    drawn = np.zeros(len(faces), dtype=bool)
+    for label in range(len(EMOTIONS)):
+        members = np.flatnonzero(faces.labels == label)
+        drawn[rng.permutation(members)[: round(fraction * len(members))]] = True
+    hashes = face_hashes(faces.images)
+    shared = drawn & np.isin(hashes, hashes[~drawn])
+    holdout = drawn & ~shared
+    return HoldoutSplit(np.flatnonzero(~holdout), np.flatnonzero(holdout), int(shared.sum()))
+
+
+def subset(faces: FaceSet, index: np.ndarray) -> FaceSet:
+    """The faces at ``index``."""
+    return FaceSet(faces.images[index], faces.labels[index])

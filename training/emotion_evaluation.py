@@ -1,12 +1,19 @@
-"""Accuracy of the emotion model on a labelled split: overall, per class, confusion, valence groups."""
+"""Accuracy of the emotion model on a labelled split: overall, per class, confusion, valence groups.
+
+FER2013 PublicTest is scored twice (:func:`public_test_scores`): without its 240 faces that are
+pixel-identical to training faces (the honest headline) and in full (the figure papers quote).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from core.vision.emotion.classifier import EmotionClassifier
 from core.vision.emotion.labels import EMOTIONS, VALENCE_GROUPS
+from training.emotion_dataset import FaceSet, duplicates_of, load_split
 
 
 @dataclass(frozen=True)
@@ -60,3 +67,54 @@ def evaluate(predicted: np.ndarray, labels: np.ndarray) -> Evaluation:
     coarse = float(np.mean(group[predicted] == group[labels])) if len(labels) else 0.0
     accuracy = float(np.mean(predicted == labels)) if len(labels) else 0.0
     return Evaluation(accuracy, recall, confusion, coarse, len(labels))
+
+
+def predictions_of(classifier: EmotionClassifier, faces: FaceSet, batch_size: int = 256) -> np.ndarray:
+    """Probabilities (N, 7) of a loaded model on a split, as the application computes them."""
+    if len(faces) == 0:
+        return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+    return np.concatenate(
+        [classifier.probabilities(faces.images[s : s + batch_size]) for s in range(0, len(faces), batch_size)]
+    )
+
+
+def evaluation_of(model: Path | EmotionClassifier, faces: FaceSet | Path) -> Evaluation:
+    """Accuracy of a model (path or loaded) on a split (loaded, or a folder of ``<emotion>/`` images)."""
+    classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
+    faces = faces if isinstance(faces, FaceSet) else load_split(faces)
+    return evaluate(predictions_of(classifier, faces).argmax(1), faces.labels)
+
+
+@dataclass(frozen=True)
+class PublicTestScores:
+    """A model on FER2013 PublicTest: without the faces pixel-identical to train faces (the headline)
+    and in full (to compare with published figures)."""
+
+    deduplicated: Evaluation
+    full: Evaluation
+    duplicates: int
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-friendly form, as the model card stores it."""
+        return {
+            "split": "FER2013 PublicTest (val/)",
+            "deduplicated": {
+                "removed": self.duplicates,
+                "note": "less the faces pixel-identical to a FER2013 train face",
+                **self.deduplicated.as_dict(),
+            },
+            "full": self.full.as_dict(),
+        }
+
+
+def public_test_scores(model: Path | EmotionClassifier, data: Path) -> PublicTestScores:
+    """Score a model on ``data/val`` (FER2013 PublicTest), deduplicated against ``data/train`` and in full."""
+    classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
+    public = load_split(data / "val")
+    duplicate = duplicates_of(public.images, load_split(data / "train").images)
+    predicted = predictions_of(classifier, public).argmax(1)
+    return PublicTestScores(
+        evaluate(predicted[~duplicate], public.labels[~duplicate]),
+        evaluate(predicted, public.labels),
+        int(duplicate.sum()),
+    )

@@ -1,4 +1,15 @@
-"""Emotion inference: 48x48 grey faces in, probabilities for the seven FER2013 classes out."""
+"""Emotion inference: 48x48 grey faces in, probabilities for the seven FER2013 classes out.
+
+A model is either one network (``<name>.pt``, an fp16 state_dict, with its JSON card ``<name>.json``
+beside it) or an ensemble file (``<name>.json`` with ``"members"``: the ``.pt`` files beside it, each
+with its card). The probabilities are the softmax averaged over the members and over the views of
+the test-time augmentation (TTA):
+
+- ``none``: the face as given;
+- ``flip``: the face and its mirror image (2 views);
+- ``tencrop``: five 44x44 crops (four corners and the centre) resized to 48x48, each with its
+  mirror image (10 views).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +20,29 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
-from core.vision.emotion.network import INPUT_SIZE, EmotionNet
+from core.vision.emotion.network import INPUT_SIZE, build_network
 
-DEFAULT_WEIGHTS = resource("models", "emotion", "emotion_cnn.pt")
-"""Weights shipped with the project; the model card sits beside them as ``emotion_cnn.json``."""
+DEFAULT_MODEL = resource("models", "emotion", "emotion_model.json")
+"""The model shipped with the project: a model file naming its member network(s) and TTA."""
+DEFAULT_WEIGHTS = DEFAULT_MODEL
+"""The name older code uses for :data:`DEFAULT_MODEL`."""
+
+TTA_MODES = ("none", "flip", "tencrop")
+"""Test-time augmentations, from cheapest to dearest; see the module docstring."""
+TTA_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
+"""Forward passes per face and member for each TTA mode."""
+CROP_SIZE = 44
+"""Side of the ``tencrop`` crops, before they are resized back to 48."""
 
 
 def card_path(weights: Path) -> Path:
-    """The JSON model card that belongs to ``weights``."""
+    """The JSON model card that belongs to ``weights`` (an ensemble file is its own card)."""
     return weights.with_suffix(".json")
 
 
@@ -31,12 +54,30 @@ def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float) -> torc
     return ((tensor.float() / 255.0 - mean) / std).unsqueeze(1)
 
 
-def predict_logits(model: EmotionNet, batch: torch.Tensor, flip: bool = True) -> torch.Tensor:
-    """Softmax probabilities (N, 7) for a normalised batch; ``flip`` averages with the mirrored face."""
-    probs = torch.softmax(model(batch).float(), dim=1)
-    if flip:
-        probs = (probs + torch.softmax(model(torch.flip(batch, dims=[3])).float(), dim=1)) / 2
-    return probs
+def tta_views(batch: torch.Tensor, tta: str) -> torch.Tensor:
+    """(N, 1, 48, 48) -> (V * N, 1, 48, 48): the views of ``tta``, view-major."""
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"unknown TTA {tta!r}; known: {TTA_MODES}")
+    if tta == "none":
+        return batch
+    if tta == "flip":
+        return torch.cat([batch, torch.flip(batch, dims=[3])])
+    side, crop = batch.shape[-1], CROP_SIZE
+    corners = [(0, 0), (0, side - crop), (side - crop, 0), (side - crop, side - crop)]
+    centre = (side - crop) // 2
+    crops = [batch[..., y : y + crop, x : x + crop] for y, x in [*corners, (centre, centre)]]
+    resized = F.interpolate(torch.cat(crops), size=(side, side), mode="bilinear", align_corners=False)
+    return torch.cat([resized, torch.flip(resized, dims=[3])])
+
+
+def predict_probabilities(model: nn.Module, batch: torch.Tensor, tta: str = "flip") -> torch.Tensor:
+    """Softmax probabilities (N, 7) for a normalised batch, averaged over the views of ``tta``."""
+    n = batch.shape[0]
+    views = tta_views(batch, tta)
+    if views.device.type == "cpu":
+        views = views.contiguous(memory_format=torch.channels_last)
+    probs = torch.softmax(model(views).float(), dim=1)
+    return probs.view(-1, n, probs.shape[1]).mean(dim=0)
 
 
 @dataclass(frozen=True)
@@ -52,48 +93,98 @@ class EmotionReading:
         return self.scores[self.label]
 
 
+@dataclass(frozen=True)
+class Member:
+    """One network of a model: its weights file, card, input normalisation and module (eval mode)."""
+
+    weights: Path
+    card: dict[str, Any]
+    mean: float
+    std: float
+    model: nn.Module
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d into the Conv2d before it (same outputs, fewer passes over memory)."""
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            conv, bn = layers[i], layers[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(conv, bn)
+                module[i + 1] = nn.Identity()
+    return module
+
+
+def load_member(weights: Path, device: str = "cpu") -> Member:
+    """Load one network and its card; the fp16 weights run in float32, batch norms folded."""
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"emotion weights not found: {weights} (train with `moodtunes train-emotion`)"
+        )
+    card: dict[str, Any] = json.loads(card_path(weights).read_text())
+    if tuple(card["classes"]) != EMOTIONS:
+        raise ValueError(f"{weights}: classes {card['classes']} differ from {EMOTIONS}")
+    model = build_network(card["architecture"], len(EMOTIONS))
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model = fold_batchnorm(model.eval()).to(device).to(memory_format=torch.channels_last)
+    return Member(weights, card, float(card["input"]["mean"]), float(card["input"]["std"]), model)
+
+
 class EmotionClassifier:
-    """Loads the emotion CNN and its card once; :meth:`predict` is thread-safe (no grad, eval mode).
+    """Loads the emotion model once; :meth:`predict` is thread-safe (no grad, eval mode).
 
     Args:
-        weights: a ``.pt`` state_dict with a ``.json`` card beside it (default: the shipped model).
+        weights: a network's ``.pt`` (its ``.json`` card beside it) or an ensemble ``.json``
+            (default: the shipped model, :data:`DEFAULT_MODEL`).
         device: torch device (default CPU).
-        flip_tta: average each face with its mirror image (default True, as in the card's accuracy).
+        tta: test-time augmentation, one of :data:`TTA_MODES` (default: the one the model's card
+            names, which its accuracy figures use; ``flip`` for cards that name none).
     """
 
-    def __init__(self, weights: Path | None = None, device: str = "cpu", flip_tta: bool = True) -> None:
-        self.weights = Path(weights or DEFAULT_WEIGHTS)
+    def __init__(self, weights: Path | None = None, device: str = "cpu", tta: str | None = None) -> None:
+        self.weights = Path(weights or DEFAULT_MODEL)
         if not self.weights.is_file():
             raise FileNotFoundError(
-                f"emotion weights not found: {self.weights} (train with `moodtunes train-emotion`)"
+                f"emotion model not found: {self.weights} (train with `moodtunes train-emotion`)"
             )
         self.card: dict[str, Any] = json.loads(card_path(self.weights).read_text())
-        arch = self.card["architecture"]
-        self.model = EmotionNet(
-            widths=arch["widths"],
-            convs_per_stage=arch["convs_per_stage"],
-            dropout=arch.get("dropout", 0.0),
-            num_classes=len(self.card["classes"]),
-        )
-        state = torch.load(self.weights, map_location="cpu", weights_only=True)
-        self.model.load_state_dict({k: v.float() for k, v in state.items()})
-        self.model.eval().to(device).to(memory_format=torch.channels_last)
+        if "members" in self.card:
+            paths = [self.weights.parent / name for name in self.card["members"]]
+        else:
+            paths = [self.weights]
+        self.members = [load_member(path, device) for path in paths]
+        self.tta = tta or str(self.card.get("tta", "flip"))
+        if self.tta not in TTA_VIEWS:
+            raise ValueError(f"unknown TTA {self.tta!r}; known: {TTA_MODES}")
         self.device = device
-        self.classes: tuple[str, ...] = tuple(self.card["classes"])
-        if self.classes != EMOTIONS:
-            raise ValueError(f"{self.weights}: classes {self.classes} differ from {EMOTIONS}")
-        self.mean = float(self.card["input"]["mean"])
-        self.std = float(self.card["input"]["std"])
-        self.flip_tta = flip_tta
+        self.classes: tuple[str, ...] = EMOTIONS
+
+    @property
+    def model(self) -> nn.Module:
+        """The first (for a single network, the only) member's module."""
+        return self.members[0].model
+
+    @property
+    def parameters(self) -> int:
+        """Parameters of all members together."""
+        return sum(p.numel() for m in self.members for p in m.model.parameters())
 
     @torch.inference_mode()
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         """uint8 grey faces (N, 48, 48) -> probabilities (N, 7) float32, rows sum to 1."""
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        batch = to_input(faces, self.mean, self.std).to(self.device)
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        return predict_logits(self.model, batch, self.flip_tta).cpu().numpy()
+        total: torch.Tensor | None = None
+        for member in self.members:
+            batch = to_input(faces, member.mean, member.std).to(self.device)
+            probs = predict_probabilities(member.model, batch, self.tta)
+            total = probs if total is None else total + probs
+        assert total is not None
+        return (total / len(self.members)).cpu().numpy()
 
     def predict(self, faces: np.ndarray) -> list[EmotionReading]:
         """uint8 grey faces (N, 48, 48) -> one :class:`EmotionReading` per face."""

@@ -1,0 +1,263 @@
+"""Choose the shipped emotion model on the holdout: ensemble members and test-time augmentation.
+
+Candidates are networks trained on FER2013 train less the holdout (``training.train_emotion``, or the
+GPU pool of ``training.emotion_pool``). For each TTA mode, members are added greedily (the one that
+raises holdout accuracy most, ties to the cheaper) while the model stays within the CPU budget per
+face (``--budget-ms``, the slower of batch 1 and batch 32); the best holdout accuracy of all modes
+wins, a tie going to the cheaper model. PublicTest plays no part: ``--score`` scores the chosen model
+on it afterwards, once, and writes the figures into the model file and the members' cards.
+
+``compose`` makes a model of members fixed beforehand (some of which may have trained on the holdout,
+such as a network refit on all of train) and chooses only its TTA on the holdout.
+
+Usage::
+
+    python -m training.emotion_ensemble choose --out models/emotion/emotion_model.json A.pt B.pt ...
+    python -m training.emotion_ensemble compose --out models/emotion/emotion_model.json A.pt B.pt
+    python -m training.emotion_ensemble score models/emotion/emotion_model.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.vision.emotion.classifier import TTA_MODES, EmotionClassifier, card_path
+from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
+from training.emotion_evaluation import evaluate, predictions_of, public_test_scores
+
+BUDGET_MS = 15.0
+"""CPU time per face allowed at inference, at batch 1 and at batch 32, with the TTA shipped."""
+
+
+def holdout_faces(data: Path) -> FaceSet:
+    """The holdout part of ``data/train`` (where every choice is made)."""
+    train = load_split(data / "train")
+    return subset(train, holdout_split(train).holdout)
+
+
+def ms_per_face(classifier: EmotionClassifier, batch: int, repeats: int = 15) -> float:
+    """Median CPU milliseconds per face at ``batch`` faces per call."""
+    faces = np.random.default_rng(0).integers(0, 255, (batch, 48, 48), dtype=np.uint8)
+    classifier.probabilities(faces)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        classifier.probabilities(faces)
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times) / batch
+
+
+@dataclass(frozen=True)
+class Option:
+    """One candidate model: members, TTA, holdout accuracy, estimated CPU ms per face."""
+
+    members: tuple[str, ...]
+    tta: str
+    accuracy: float
+    ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "members": list(self.members),
+            "tta": self.tta,
+            "holdout_accuracy": round(self.accuracy, 4),
+            "ms_per_face": round(self.ms, 2),
+        }
+
+
+def greedy(
+    probs: dict[str, np.ndarray], cost: dict[str, float], labels: np.ndarray, tta: str, budget: float
+) -> list[Option]:
+    """Options met along the greedy path of one TTA mode (each a member more than the last)."""
+    chosen: list[str] = []
+    total = np.zeros_like(next(iter(probs.values())))
+    path: list[Option] = []
+    best = -1.0
+    while True:
+        scored = []
+        for name in probs:
+            if name in chosen or sum(cost[c] for c in chosen) + cost[name] > budget:
+                continue
+            accuracy = float(np.mean((total + probs[name]).argmax(1) == labels))
+            scored.append((accuracy, -cost[name], name))
+        if not scored:
+            return path
+        accuracy, _, name = max(scored)
+        if accuracy <= best:
+            return path
+        best = accuracy
+        chosen.append(name)
+        total = total + probs[name]
+        path.append(Option(tuple(chosen), tta, accuracy, sum(cost[c] for c in chosen)))
+
+
+def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
+    """Pick members and TTA on the holdout; copy the members beside ``out`` and write it."""
+    holdout = holdout_faces(data)
+    options: list[Option] = []
+    timing: dict[str, dict[str, float]] = {}
+    for tta in TTA_MODES:
+        probs, cost = {}, {}
+        for path in candidates:
+            clf = EmotionClassifier(path, tta=tta)
+            probs[path.stem] = predictions_of(clf, holdout)
+            ms = max(ms_per_face(clf, 1), ms_per_face(clf, 32))
+            cost[path.stem] = ms
+            timing.setdefault(path.stem, {})[tta] = round(ms, 2)
+            single = float(np.mean(probs[path.stem].argmax(1) == holdout.labels))
+            print(f"{path.stem} {tta}: holdout {single:.4f}, {ms:.2f} ms/face", flush=True)
+            options.append(Option((path.stem,), tta, single, ms))
+        for option in greedy(probs, cost, holdout.labels, tta, budget):
+            if option.members not in [o.members for o in options if o.tta == tta]:
+                options.append(option)
+    fitting = [o for o in options if o.ms <= budget]
+    best = max(fitting, key=lambda o: (round(o.accuracy, 4), -o.ms))
+    print(f"chosen: {best.as_dict()}", flush=True)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sources = {p.stem: p for p in candidates}
+    members = []
+    for i, name in enumerate(best.members):
+        target = out.parent / ("emotion_cnn.pt" if i == 0 else f"emotion_cnn_{i + 1}.pt")
+        if sources[name].resolve() != target.resolve():
+            shutil.copyfile(sources[name], target)
+            card = json.loads(card_path(sources[name]).read_text())
+            card["weights_file"], card["pool_name"] = target.name, name
+            card_path(target).write_text(json.dumps(card, indent=2) + "\n")
+        members.append(target.name)
+    model: dict[str, Any] = {
+        "name": "moodtunes-emotion",
+        "members": members,
+        "tta": best.tta,
+        "combine": "softmax averaged over the members and over the TTA views",
+        "selection": {
+            "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
+            "split": f"holdout of {data / 'train'} ({len(holdout)} faces)",
+            "budget_ms_per_face": budget,
+            "ms_per_face_measured": timing,
+            "options": [
+                o.as_dict() for o in sorted(options, key=lambda o: (o.tta, len(o.members), o.members))
+            ],
+        },
+        "holdout": None,
+        "public_test": None,
+    }
+    out.write_text(json.dumps(model, indent=2) + "\n")
+    model["holdout"] = evaluate(
+        predictions_of(EmotionClassifier(out), holdout).argmax(1), holdout.labels
+    ).as_dict()
+    out.write_text(json.dumps(model, indent=2) + "\n")
+    return model
+
+
+def holdout_clean(weights: Path) -> bool:
+    """Whether a network trained without the holdout (its card then scores it there)."""
+    return bool(json.loads(card_path(weights).read_text()).get("holdout"))
+
+
+def compose(members: list[Path], data: Path, out: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
+    """A model of fixed ``members`` (beside ``out``); only the TTA is chosen, on the holdout.
+
+    The TTA is scored on the holdout with the members that never trained on it (at least one is
+    needed), and timed with all members; the most accurate TTA within ``budget`` wins.
+    """
+    holdout = holdout_faces(data)
+    clean = [m for m in members if holdout_clean(m)]
+    if not clean:
+        raise ValueError("no member was trained without the holdout: the TTA cannot be chosen")
+    names = [m.name for m in members]
+    options = []
+    for tta in TTA_MODES:
+        out.write_text(json.dumps({"members": names, "tta": tta}))
+        timed = EmotionClassifier(out)
+        ms = max(ms_per_face(timed, 1), ms_per_face(timed, 32))
+        out.write_text(json.dumps({"members": [m.name for m in clean], "tta": tta}))
+        accuracy = float(np.mean(predictions_of(EmotionClassifier(out), holdout).argmax(1) == holdout.labels))
+        print(f"{tta}: holdout {accuracy:.4f} ({len(clean)} clean member(s)), {ms:.2f} ms/face", flush=True)
+        options.append(Option(tuple(m.name for m in clean), tta, accuracy, ms))
+    best = max((o for o in options if o.ms <= budget), key=lambda o: (round(o.accuracy, 4), -o.ms))
+    model: dict[str, Any] = {
+        "name": "moodtunes-emotion",
+        "members": names,
+        "tta": best.tta,
+        "combine": "softmax averaged over the members and over the TTA views",
+        "selection": {
+            "protocol": (
+                "Members fixed beforehand; the TTA is chosen on the holdout (scored with the members "
+                "trained without it, timed with all members): the most accurate within the budget."
+            ),
+            "split": f"holdout of {data / 'train'} ({len(holdout)} faces)",
+            "budget_ms_per_face": budget,
+            "options": [o.as_dict() for o in options],
+        },
+        "holdout": None,
+        "public_test": None,
+    }
+    if len(clean) == len(members):
+        out.write_text(json.dumps(model, indent=2) + "\n")
+        scored = evaluate(predictions_of(EmotionClassifier(out), holdout).argmax(1), holdout.labels)
+        model["holdout"] = scored.as_dict()
+    else:
+        model["holdout_note"] = "members trained on the holdout: the model as a whole has no holdout figure"
+    out.write_text(json.dumps(model, indent=2) + "\n")
+    print(f"chosen TTA: {best.as_dict()}", flush=True)
+    return model
+
+
+def score(model_path: Path, data: Path) -> dict[str, Any]:
+    """Score the model and each member on PublicTest (deduplicated and full); write it into the cards."""
+    model = json.loads(model_path.read_text())
+    scores = public_test_scores(EmotionClassifier(model_path), data)
+    model["public_test"] = {"tta": model["tta"], **scores.as_dict()}
+    model_path.write_text(json.dumps(model, indent=2) + "\n")
+    print(
+        f"{model_path.name}: {scores.deduplicated.accuracy:.4f} deduplicated, {scores.full.accuracy:.4f} full"
+    )
+    for name in model.get("members", []):
+        weights = model_path.parent / name
+        card = json.loads(card_path(weights).read_text())
+        member = public_test_scores(EmotionClassifier(weights), data)
+        card["public_test"] = {"tta": card.get("tta", "flip"), **member.as_dict()}
+        card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
+        print(f"  {name}: {member.deduplicated.accuracy:.4f} deduplicated, {member.full.accuracy:.4f} full")
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``choose`` or ``compose`` (on the holdout), or ``score`` (on PublicTest, afterwards)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("choose")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
+    p.add_argument("candidates", type=Path, nargs="+")
+    p = sub.add_parser("compose")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
+    p.add_argument("members", type=Path, nargs="+", help="weights beside --out")
+    p = sub.add_parser("score")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    p.add_argument("model", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "choose":
+        choose(args.candidates, args.data, args.out, args.budget_ms)
+    elif args.command == "compose":
+        compose(args.members, args.data, args.out, args.budget_ms)
+    else:
+        score(args.model, args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""Train a pool of emotion networks in parallel on one GPU, for the ensemble to be chosen from.
+
+The pool is what ``models/emotion`` was chosen from (see :mod:`training.emotion_ensemble`). Each
+network trains on FER2013 train less the holdout (:func:`training.emotion_dataset.holdout_split`);
+the holdout probabilities of every network and TTA mode come back with the weights, so that the
+choice of members, epochs and TTA is made on the holdout alone. FER2013 PublicTest does not travel.
+
+Steps:
+
+1. ``python -m training.emotion_pool pack --data ../shared/data/fer2013 --out .gpu/fer_train``:
+   FER2013 train as raw pixels (xz, 46 MB) and labels, in :func:`load_split` order.
+2. On the GPU machine: ``python -m training.emotion_pool run --pack fer_train --out $OUT``: every
+   job of :data:`POOL` runs as its own process (under CUDA MPS when it starts). After two epochs
+   (the warm-up, whose learning rates do not depend on the run's length) the driver measures the
+   speed of each job and gives each "long" job the largest epoch count of :data:`LONG_EPOCHS` that
+   ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards, holdout
+   probabilities and the log come back in at most 8 files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.emotion_dataset import FaceSet, load_split
+
+POOL: list[dict[str, Any]] = [
+    {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long"},
+    {"name": "vgg48-s2-long", "architecture": "vgg", "seed": 2, "epochs": "long"},
+    {"name": "vgg48-s3-long", "architecture": "vgg", "seed": 3, "epochs": "long"},
+    {"name": "vgg48-s1-e80", "architecture": "vgg", "seed": 1, "epochs": 80},
+    {"name": "resnet-s1-long", "architecture": "resnet", "seed": 1, "epochs": "long"},
+    {
+        "name": "vgg64-s1-long",
+        "architecture": "vgg",
+        "widths": [64, 128, 256, 512],
+        "seed": 1,
+        "epochs": "long",
+    },
+    {"name": "resnet-s2-long", "architecture": "resnet", "seed": 2, "epochs": "long"},
+    {"name": "resnet-s3-long", "architecture": "resnet", "seed": 3, "epochs": "long"},
+]
+"""The jobs, most wanted first (the last are dropped when even the shortest long run does not fit)."""
+LONG_EPOCHS = (300, 250, 200, 160, 120, 100, 80)
+"""Epoch counts a long job may get, longest first."""
+WARMUP_EPOCHS = 2
+BUNDLE_BYTES = 16_000_000
+"""Largest file to send back (the device returns files of up to 16 MiB, at most 8)."""
+
+
+def pack(data: Path, out: Path) -> None:
+    """Write ``<out>.xz`` (train pixels, vertical-delta + LZMA2) and ``<out>_labels.npy``."""
+    faces = load_split(data / "train")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    filters = [{"id": lzma.FILTER_DELTA, "dist": 48}, {"id": lzma.FILTER_LZMA2, "preset": 6}]
+    Path(f"{out}.xz").write_bytes(lzma.compress(faces.images.tobytes(), lzma.FORMAT_XZ, filters=filters))
+    np.save(f"{out}_labels.npy", faces.labels.astype(np.int8))
+
+
+def unpack(prefix: Path) -> FaceSet:
+    """The :class:`FaceSet` that :func:`pack` wrote."""
+    labels = np.load(f"{prefix}_labels.npy").astype(np.int64)
+    pixels = np.frombuffer(lzma.decompress(Path(f"{prefix}.xz").read_bytes()), dtype=np.uint8)
+    return FaceSet(pixels.reshape(len(labels), 48, 48).copy(), labels)
+
+
+def decide(
+    jobs: list[dict[str, Any]],
+    epoch_seconds: dict[str, float],
+    seconds_left: float,
+    menu: tuple[int, ...] = LONG_EPOCHS,
+) -> dict[str, int]:
+    """Epochs per job (0 = stop it): a long job gets the longest run of ``menu`` that ends in time.
+
+    Jobs are taken as independent: on an H200 under MPS each is bound by its own CPU process (about
+    2.4 s per epoch for the 48-384 VGG at batch 128, with 4 jobs as with 8), so none speeds up when
+    others end. (A first plan that counted on such a speed-up gave its 160-epoch jobs 40 s too few,
+    and the deadline took them.) A job with a fixed count keeps it if it ends in time.
+    """
+    epochs = {}
+    for j in jobs:
+        wanted = menu if j["epochs"] == "long" else (int(j["epochs"]),)
+        fits = [e for e in wanted if (e - WARMUP_EPOCHS) * epoch_seconds[j["name"]] <= seconds_left]
+        epochs[j["name"]] = max(fits, default=0)
+    return epochs
+
+
+def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> None:
+    """Train one pool network on the GPU; write its weights, card and holdout probabilities."""
+    import torch
+
+    from core.vision.emotion.classifier import TTA_MODES, load_member, predict_probabilities, to_input
+    from training.train_emotion import TrainConfig, load_training_data, train
+
+    device = os.environ.get("POOL_DEVICE", "cuda")
+    with np.load(train_npz) as saved:
+        faces = FaceSet(saved["images"], saved["labels"])
+    config = TrainConfig(
+        data=Path("fer2013"),
+        out=work / f"{spec['name']}.pt",
+        epochs=max(LONG_EPOCHS) if spec["epochs"] == "long" else int(spec["epochs"]),
+        architecture=spec["architecture"],
+        widths=tuple(spec.get("widths", ())),
+        seed=int(spec["seed"]),
+        device=device,
+        deterministic=False,
+        checkpoint_every=0,
+        limit=int(os.environ.get("POOL_LIMIT", "0")),  # smoke runs on a CPU
+    )
+    data = load_training_data(config, faces)
+    progress = work / "progress.jsonl"
+
+    def log(line: str) -> None:
+        with progress.open("a") as fh:
+            fh.write(json.dumps({"time": time.time(), "line": line}) + "\n")
+
+    def decide_epochs() -> int:
+        log("waiting for the epoch count")
+        while True:
+            if decision.is_file():
+                epochs = int(json.loads(decision.read_text())[spec["name"]])
+                if epochs <= 0:
+                    log("stopped by the driver")
+                    raise SystemExit(0)
+                return epochs
+            time.sleep(0.2)
+
+    train(config, log=log, data=data, decide_epochs=decide_epochs)
+    # Holdout probabilities of the fp16 weights in float32 (no TF32), as the CPU computes them.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    member = load_member(config.out, device)
+    assert data.holdout is not None
+    probs = {}
+    with torch.inference_mode():
+        batch = to_input(data.holdout.images, member.mean, member.std).to(device)
+        for tta in TTA_MODES:
+            probs[tta] = torch.cat(
+                [predict_probabilities(member.model, b, tta).cpu() for b in batch.split(512)]
+            ).numpy()
+    arrays: dict[str, Any] = {"labels": data.holdout.labels, **probs}
+    np.savez(work / f"{spec['name']}_holdout.npz", **arrays)
+    log("done")
+
+
+def _start_mps() -> dict[str, str]:
+    """Start the CUDA MPS daemon and check that a client runs; the environment for clients, or {}."""
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        print("MPS: no nvidia-cuda-mps-control; jobs time-slice the GPU", flush=True)
+        return {}
+    env = {"CUDA_MPS_PIPE_DIRECTORY": "/tmp/mps-pipe", "CUDA_MPS_LOG_DIRECTORY": "/tmp/mps-log"}
+    for folder in env.values():
+        Path(folder).mkdir(exist_ok=True)
+    full = {**os.environ, **env}
+    try:
+        subprocess.run(["nvidia-cuda-mps-control", "-d"], env=full, check=True, timeout=20)
+        check = "import torch; x = torch.ones(1024, device='cuda'); print(float(x.sum()))"
+        out = subprocess.run(
+            [sys.executable, "-c", check], env=full, capture_output=True, text=True, timeout=45
+        )
+        if out.returncode == 0 and out.stdout.strip() == "1024.0":
+            print("MPS: running", flush=True)
+            return env
+        print(f"MPS: client failed ({out.stderr.strip()[-300:]}); stopping it", flush=True)
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"MPS: {exc}; stopping it", flush=True)
+    subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env=full, timeout=20, check=False)
+    return {}
+
+
+def run(
+    pack_prefix: Path,
+    out: Path,
+    budget: float,
+    jobs: list[dict[str, Any]],
+    work: Path,
+    menu: tuple[int, ...] = LONG_EPOCHS,
+) -> None:
+    """Drive the pool within ``budget`` seconds from now and gather its files into ``out``."""
+    start = time.time()
+    if work.exists():  # a warm machine keeps the last run's files, its epoch decision too
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    faces = unpack(pack_prefix)
+    train_npz = work / "train.npz"
+    np.savez(train_npz, images=faces.images, labels=faces.labels)
+    print(f"unpacked {len(faces)} faces in {time.time() - start:.1f} s", flush=True)
+    env = {**os.environ, **_start_mps(), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    decision = work / "epochs.json"
+    procs = {}
+    for spec in jobs:
+        folder = work / spec["name"]
+        folder.mkdir(exist_ok=True)
+        cmd = [sys.executable, "-m", "training.emotion_pool", "job", "--spec", json.dumps(spec)]
+        cmd += ["--train", str(train_npz), "--work", str(folder), "--decision", str(decision)]
+        procs[spec["name"]] = subprocess.Popen(
+            cmd, env=env, stdout=(folder / "stdout.txt").open("w"), stderr=subprocess.STDOUT
+        )
+    report: dict[str, Any] = {"budget_seconds": budget, "jobs": jobs}
+
+    def epochs_done(name: str) -> list[float]:
+        path = work / name / "progress.jsonl"
+        if not path.is_file():
+            return []
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        return [e["time"] for e in lines if e["line"].startswith("epoch=")]
+
+    decided, shown = False, start
+    while any(p.poll() is None for p in procs.values()):
+        time.sleep(1.0)
+        if time.time() - shown >= 30:  # progress in the output, should the command be cut short
+            shown = time.time()
+            counts = {s["name"]: len(epochs_done(s["name"])) for s in jobs}
+            print(f"{shown - start:.0f} s: epochs done {counts}", flush=True)
+        if time.time() - start > budget:
+            for name, proc in procs.items():
+                if proc.poll() is None:
+                    print(f"{name}: past the budget, killed", flush=True)
+                    proc.kill()
+            break
+        if decided:
+            continue
+        done = {s["name"]: epochs_done(s["name"]) for s in jobs}
+        alive = [s for s in jobs if procs[s["name"]].poll() is None or len(done[s["name"]]) >= WARMUP_EPOCHS]
+        if alive and all(len(done[s["name"]]) >= WARMUP_EPOCHS for s in alive):
+            seconds = {s["name"]: done[s["name"]][1] - done[s["name"]][0] for s in alive}
+            left = 0.92 * (budget - (time.time() - start) - 25)  # 25 s: the last holdout pass, the packing
+            epochs = decide(alive, seconds, left, menu)
+            epochs.update({s["name"]: 0 for s in jobs if s not in alive})
+            decision.write_text(json.dumps(epochs))
+            report["epoch_seconds_during_warmup"] = seconds
+            report["epochs"] = epochs
+            report["predicted_seconds"] = round(
+                max((epochs[n] - WARMUP_EPOCHS) * seconds[n] for n in seconds), 1
+            )
+            print(f"epoch seconds {seconds}; epochs {epochs}; {left:.0f} s left", flush=True)
+            decided = True
+    report["wall_seconds"] = round(time.time() - start, 1)
+    gather(jobs, work, out, report)
+
+
+def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, Any]) -> None:
+    """Bundle weights and cards into tars of at most :data:`BUNDLE_BYTES`; probabilities in one npz."""
+    out.mkdir(parents=True, exist_ok=True)
+    bundles: list[list[Path]] = []
+    sizes: list[int] = []
+    probs: dict[str, np.ndarray] = {}
+    logs = []
+    for spec in jobs:
+        folder = work / spec["name"]
+        logs.append(f"== {spec['name']}\n" + (folder / "stdout.txt").read_text(errors="replace")[-3000:])
+        progress = folder / "progress.jsonl"
+        if progress.is_file():
+            logs.append("\n".join(json.loads(x)["line"] for x in progress.read_text().splitlines()))
+        weights, npz = folder / f"{spec['name']}.pt", folder / f"{spec['name']}_holdout.npz"
+        if not (weights.is_file() and npz.is_file()):
+            continue
+        with np.load(npz) as saved:
+            for key in saved.files:
+                probs[f"{spec['name']}/{key}"] = saved[key]
+        files = [weights, weights.with_suffix(".json")]
+        size = sum(f.stat().st_size for f in files) + 10_000
+        for i, used in enumerate(sizes):
+            if used + size <= BUNDLE_BYTES:
+                bundles[i] += files
+                sizes[i] += size
+                break
+        else:
+            bundles.append(files)
+            sizes.append(size)
+    for i, files in enumerate(bundles[:5]):
+        with tarfile.open(out / f"models_{i + 1}.tar", "w") as tar:
+            for f in files:
+                tar.add(f, arcname=f.name)
+    arrays: dict[str, Any] = dict(probs)
+    np.savez_compressed(out / "holdout_probs.npz", **arrays)
+    report["returned"] = sorted({k.split("/")[0] for k in probs})
+    (out / "pool.json").write_text(json.dumps(report, indent=1))
+    (out / "log.txt").write_text("\n".join(logs))
+    print(json.dumps({k: report[k] for k in report if k != "jobs"}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pack``, ``run`` (the driver) or ``job`` (one network, started by ``run``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--pack", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget", type=float, default=480.0, help="seconds for everything")
+    p.add_argument("--jobs", default="", help="JSON list of jobs (default: POOL)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/emotion-pool"))
+    p.add_argument("--long-epochs", default=",".join(map(str, LONG_EPOCHS)), help="menu, longest first")
+    p = sub.add_parser("job")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--train", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--decision", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        pack(args.data, args.out)
+    elif args.command == "run":
+        jobs = json.loads(args.jobs) if args.jobs else POOL
+        menu = tuple(int(e) for e in args.long_epochs.split(","))
+        run(args.pack, args.out, args.budget, jobs, args.work, menu)
+    else:
+        job(json.loads(args.spec), args.train, args.work, args.decision)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
