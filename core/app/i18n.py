@@ -4,11 +4,17 @@ English is the source language: a message's English text is its id. Other langua
 ``core/app/locale/<code>/LC_MESSAGES/moodtunes.po`` (``make messages`` re-extracts the ids and merges
 them into each catalog; ``tests/test_i18n.py`` fails when a message has no translation). Messages are
 marked in the code with :func:`N_` (a constant, translated where it is used) or :func:`_` (translated
-at once, in the language of the user being answered).
+at once, in the language of the user being answered). A sentence with ``{named}`` placeholders is
+translated first, then filled (``_(texts.TRACKS_SET).format(count=15)``). A sentence made far from
+where it is shown (an error raised deep in core) is a :class:`Message`: its template and values,
+translated when shown (:meth:`core.errors.MoodtunesError.localized`).
 
 The language of the user being answered is per task (a :class:`~contextvars.ContextVar`), set by the
 service from the user's ``/language`` choice or, without one, the language their platform reports
-(Telegram's ``language_code``, Discord's ``locale``).
+(Telegram's ``language_code``, Discord's ``locale``, the terminal's ``LANG``); :func:`speaking` sets it
+for a block (a notification sent outside a request, a reply rendered in the language it was written
+in). A new language: ``pybabel init -l xx`` (options in pyproject.toml), translate the new catalog, add
+the code to :data:`LANGUAGES`; ``tests/test_i18n.py`` checks that it is complete.
 """
 
 from __future__ import annotations
