@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 UPGRADE ?=
 LOCK_ARGS := $(if $(filter all,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package=,$(UPGRADE)))
 
-.PHONY: install lock models demo test lint typecheck pytest bench clean
+.PHONY: install lock models demo test lint typecheck pytest bench messages clean
 
 # Every package from the lock: exact versions, each file checked against its sha256 (pip itself too).
 # Then the project, editable, with no dependencies and the locked build backend. `pip check` fails when
@@ -54,6 +54,14 @@ bench: models  ## print (and write JSON of) the benchmark figures quoted in the 
 	$(PY) benchmarks/emotion.py
 	$(PY) benchmarks/music.py
 	$(PY) benchmarks/scale.py
+
+# Chat messages: pybabel (Babel, a runtime dependency) reads its options from [tool.babel.*] in
+# pyproject.toml. Re-extract every _() and N_() of core/ and bot/ into the template, then merge it into
+# each language's catalog (new messages arrive untranslated, changed ones fuzzy: translate them, and
+# tests/test_i18n.py passes again). A new language: `pybabel init -l xx`, see docs in core/app/i18n.py.
+messages: install  ## re-extract the chat's messages (core/app/locale/moodtunes.pot) and update each catalog
+	$(VENV)/bin/pybabel extract
+	$(VENV)/bin/pybabel update
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,12 +5,16 @@ works too), or a button shown under the last reply: its number, its label, or th
 (``yes``, ``more``). Songs are rated with ``/like N`` and ``/dislike N`` (song N of the last list)
 rather than a button. Annotated photos and charts are written to a temporary folder and their path
 printed. ``/quit`` or end of input (Ctrl-D) leaves.
+
+The bot talks in the terminal's language (``LC_ALL``, ``LC_MESSAGES`` or ``LANG``, e.g. ``es_ES.UTF-8``)
+when it is a shipped one, unless ``/language`` chose another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -20,6 +24,7 @@ from typing import TextIO
 
 from core.app import texts
 from core.app.commands import split_command
+from core.app.i18n import _
 from core.app.people import Person, Place
 from core.app.replies import Action, Button, Reply, is_png, render_text
 from core.app.service import MoodtunesService
@@ -31,6 +36,18 @@ LOCAL = "local"
 """The platform of the terminal chat and the CLI: the same users and chats for both."""
 DEFAULT_CHAT = "default"
 """The chat the terminal talks in (``moodtunes enroll --chat`` defaults to it too)."""
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+"""Where the terminal's language is read from, first set first (as POSIX orders them)."""
+
+
+def terminal_language(environ: dict[str, str] | None = None) -> str | None:
+    """The terminal's language code (``"es_ES.UTF-8"``), or None when unset or ``C`` / ``POSIX``."""
+    env = os.environ if environ is None else environ
+    for name in LOCALE_VARIABLES:
+        value = env.get(name, "").strip()
+        if value:
+            return None if value.split(".")[0] in ("C", "POSIX") else value
+    return None
 
 
 class ConsoleChat:
@@ -40,13 +57,20 @@ class ConsoleChat:
         service: the running service.
         out: where replies are printed (default stdout).
         user: the console user's name (default: the login name).
+        language: the language code the terminal reports (default: :func:`terminal_language`).
     """
 
-    def __init__(self, service: MoodtunesService, out: TextIO | None = None, user: str | None = None) -> None:
+    def __init__(
+        self,
+        service: MoodtunesService,
+        out: TextIO | None = None,
+        user: str | None = None,
+        language: str | None = None,
+    ) -> None:
         self.service = service
         self.out = out or sys.stdout
         name = user or getpass.getuser()
-        self.person = Person(LOCAL, name, name)
+        self.person = Person(LOCAL, name, name, language=language or terminal_language())
         self.place = Place(LOCAL, DEFAULT_CHAT, "terminal", ephemeral=True)  # only you read this terminal
         self.buttons: tuple[Button, ...] = ()
         self.photos = Path(tempfile.mkdtemp(prefix="moodtunes-"))
@@ -58,14 +82,16 @@ class ConsoleChat:
         from bot.cli.common import printable  # bot.cli.common imports this module
 
         print("bot> " + printable(render_text(reply)).replace("\n", "\n     "), file=self.out)
-        if reply.tracks:
-            print(f"     {texts.RATE_HINT}", file=self.out)
-        if reply.photo is not None:
-            self._count += 1
-            chart = is_png(reply.photo)
-            path = self.photos / f"reply-{self._count}.{'png' if chart else 'jpg'}"
-            path.write_bytes(reply.photo)
-            print(f"     ({'chart' if chart else 'annotated photo'}: {path})", file=self.out)
+        with reply.speaking():
+            if reply.tracks:
+                print(f"     {_(texts.RATE_HINT)}", file=self.out)
+            if reply.photo is not None:
+                self._count += 1
+                chart = is_png(reply.photo)
+                path = self.photos / f"reply-{self._count}.{'png' if chart else 'jpg'}"
+                path.write_bytes(reply.photo)
+                saved = texts.SAVED_CHART if chart else texts.SAVED_PHOTO
+                print(f"     {_(saved).format(path=path)}", file=self.out)
         # Songs are rated by command here (/like N, /dislike N), so the rating button is left out;
         # menu options (from elsewhere) are numbered after the buttons.
         buttons = tuple(b for b in reply.buttons if b.action is not Action.RATE) + tuple(
@@ -84,11 +110,12 @@ class ConsoleChat:
         line = line.strip()
         if not line:
             return None
+        await self.service.speak_to(self.person)
         if line.isdigit() and self.buttons:
             index = int(line) - 1
             if 0 <= index < len(self.buttons):
                 return await self.service.press(self.person, self.place, self.buttons[index].data)
-            return Reply(f"Pick a button from 1 to {len(self.buttons)}.", error=True)
+            return Reply(_(texts.PICK_BUTTON).format(count=len(self.buttons)), error=True)
         button = self._button_named(line)
         if button is not None:
             return await self.service.press(self.person, self.place, button.data)
@@ -121,7 +148,7 @@ class ConsoleChat:
         def read() -> bytes:
             path = Path(name).expanduser()
             if not path.is_file():
-                raise NotFound(f"No file at {path}. Type a photo's path, a /command, or /help.")
+                raise NotFound(texts.NO_FILE, path=path)
             check_size(path.stat().st_size)
             return path.read_bytes()
 
@@ -141,7 +168,7 @@ class ConsoleChat:
             reply = await self.handle(line)
             if reply is not None:
                 self.show(reply)
-        print(f"bye (annotated photos are in {self.photos})", file=self.out)
+        print(_(texts.BYE).format(path=self.photos), file=self.out)
 
 
 def _looks_like_command(line: str) -> bool:

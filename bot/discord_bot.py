@@ -18,6 +18,12 @@ another Discord REST base (the loopback fake in the tests)::
     await adapter.start()   # logged in, commands synced, READY on every shard
     ...
     await adapter.stop()    # replies in flight finish, then the connection closes
+
+Languages: an interaction carries the user's Discord ``locale`` (``es-ES``, ``es-419``, ``en-US``...), which
+travels as :attr:`Person.language`; a message (a DM, a mention) carries none, so the service answers it
+in the language the user's last interaction reported (or their ``/language`` choice). Command and
+option descriptions are localised for every Discord locale of a shipped language by
+:class:`CommandTranslator`.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ from discord.gateway import DiscordWebSocket
 
 from bot.discord_render import ReplyButton, ReplyMenu, render
 from core.app import texts
-from core.app.commands import Command, OptionKind, commands_for
+from core.app.commands import Command, OptionKind, commands_for, fill
+from core.app.i18n import DEFAULT, _, negotiate
 from core.app.people import Person, Place
 from core.app.replies import Button, Reply
 from core.app.service import MoodtunesService
@@ -58,8 +65,8 @@ STOP_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 30.0
 GUILD_READY_TIMEOUT_S = 2.0
 """discord.py's wait for more GUILD_CREATEs before READY (its default; the tests shorten it)."""
-SEND_FAILED = "Discord didn't accept my reply; please try again in a moment."
-DM_HINT = "Send me a selfie (attach a photo), or use /help to see what I can do."
+SEND_FAILED = texts.SEND_FAILED
+DM_HINT = texts.DM_HINT
 
 
 class _Client(discord.AutoShardedClient):
@@ -76,10 +83,39 @@ class _Client(discord.AutoShardedClient):
         self.tree = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
+        await self.tree.set_translator(CommandTranslator())
         await self.adapter.setup()
 
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_message(message)
+
+
+class CommandTranslator(app_commands.Translator):
+    """Command and option descriptions in each Discord locale of a shipped language (``es-ES`` and
+    ``es-419`` get Spanish); names, choices and English locales are left as they are."""
+
+    LOCATIONS = (
+        app_commands.TranslationContextLocation.command_description,
+        app_commands.TranslationContextLocation.parameter_description,
+    )
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        template = string.extras.get("template")
+        language = negotiate(locale.value)
+        if context.location not in self.LOCATIONS or template is None or language in (None, DEFAULT):
+            return None
+        text = fill(template, language)
+        return text[:100] if text != fill(template, DEFAULT) else None
+
+
+def described(template: str) -> app_commands.locale_str:
+    """A description for Discord: the English text, carrying its template for :class:`CommandTranslator`."""
+    return app_commands.locale_str(fill(template, DEFAULT), template=template)
 
 
 class MoodtunesCommands(commands.Cog):
@@ -98,7 +134,9 @@ class MoodtunesCommands(commands.Cog):
         for command in commands_for("discord"):
             self.tree.add_command(
                 app_commands.Command(
-                    name=command.name, description=command.description, callback=self._callback(command)
+                    name=command.name,
+                    description=described(command.description),
+                    callback=self._callback(command),
                 )
             )
 
@@ -118,7 +156,7 @@ class MoodtunesCommands(commands.Cog):
                 "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
             )
         ]
-        described: dict[str, str] = {}
+        descriptions: dict[str, app_commands.locale_str] = {}
         for option in command.options:
             annotation: Any
             if option.kind is OptionKind.PHOTO:
@@ -135,9 +173,9 @@ class MoodtunesCommands(commands.Cog):
                     option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
                 )
             )
-            described[option.name] = option.description
+            descriptions[option.name] = described(option.description)
         callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        callback.__discord_app_commands_param_description__ = described  # type: ignore[attr-defined]
+        callback.__discord_app_commands_param_description__ = descriptions  # type: ignore[attr-defined]
         return callback
 
 
@@ -206,7 +244,7 @@ class DiscordAdapter:
     async def setup(self) -> None:
         """After login: find a non-default Discord's gateway, register buttons and commands, sync them."""
         if self.settings.discord_api_url:  # discord.py asks /gateway/bot, but connects to the default host
-            _, url, _ = await self.client.http.get_bot_gateway()
+            _shards, url, _limits = await self.client.http.get_bot_gateway()
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         self.client.add_dynamic_items(ReplyButton, ReplyMenu)
         cog = MoodtunesCommands(self)
@@ -221,7 +259,7 @@ class DiscordAdapter:
         pending = {t for t in self._tasks if t is not asyncio.current_task()}
         if pending:
             log.info("discord stopping in_flight=%d", len(pending))
-            _, late = await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
+            _done, late = await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
             for task in late:
                 task.cancel()
             if late:
@@ -256,6 +294,7 @@ class DiscordAdapter:
         """A slash command, run by the service (private ones answered ephemerally in servers)."""
         private = command.private and interaction.guild_id is not None
         person, place = _who(interaction, private)
+        await self._speak_to(person)
         photos = [name for name, value in options.items() if isinstance(value, discord.Attachment)]
         photo = self._downloader(options[photos[0]]) if photos else None
         args = {k: v for k, v in options.items() if k not in photos and v is not None}
@@ -272,6 +311,7 @@ class DiscordAdapter:
         public = parsed is not None and parsed[0].public and not on_private
         private = interaction.guild_id is not None and not public
         person, place = _who(interaction, private)
+        await self._speak_to(person)
         await self._answer(
             interaction,
             f"button:{data.partition(':')[0]}",
@@ -291,7 +331,7 @@ class DiscordAdapter:
         with self._in_flight():
             if self._closing:
                 with contextlib.suppress(discord.HTTPException):
-                    await interaction.response.send_message(texts.RESTARTING, ephemeral=True)
+                    await interaction.response.send_message(_(texts.RESTARTING), ephemeral=True)
                 return
             try:
                 await interaction.response.defer(thinking=True, ephemeral=ephemeral)
@@ -325,6 +365,7 @@ class DiscordAdapter:
         with self._in_flight():
             person = Person("discord", str(message.author.id), _own_name(message.author))
             place = _place(message.guild, message.channel.id)
+            await self._speak_to(person)
             started = time.perf_counter()
             if message.attachments:
                 what = "photo"
@@ -333,7 +374,7 @@ class DiscordAdapter:
                 what = "text"
                 reply = await self._run(what, lambda: self._dm_text(message, person, place))
             else:
-                what, reply = "mention", Reply(texts.MENTION_HINT)
+                what, reply = "mention", Reply(_(texts.MENTION_HINT))
             reference = message.to_reference(fail_if_not_exists=False)
             if reply.direct is not None:
                 await self._dm(person, reply.direct)
@@ -361,7 +402,7 @@ class DiscordAdapter:
     async def _dm_text(self, message: discord.Message, person: Person, place: Place) -> Reply:
         """DM text: a pasted Spotify redirect address, else a hint."""
         reply = await self.service.handle_text(person, place, message.content)
-        return reply if reply is not None else Reply(DM_HINT)
+        return reply if reply is not None else Reply(_(texts.DM_HINT))
 
     async def notify(self, person: Person, reply: Reply) -> None:
         """Tell a Discord user privately (a DM), e.g. that Spotify linking finished."""
@@ -389,7 +430,7 @@ class DiscordAdapter:
                 log.info(
                     "discord attachment refused reason=not_image type=%s bytes=%d", kind, attachment.size
                 )
-                raise NotAnImage(texts.NOT_A_PHOTO.format(kind=kind.split(";")[0]))
+                raise NotAnImage(texts.NOT_A_PHOTO, kind=kind.split(";")[0])
             if attachment.size > MAX_BYTES:  # checked here too, to log it
                 log.info("discord attachment refused reason=too_big bytes=%d", attachment.size)
                 raise too_big(attachment.size)
@@ -398,7 +439,7 @@ class DiscordAdapter:
                     return await attachment.read()
             except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("discord download failed attachment=%s error=%r", attachment.id, exc)
-                raise DownloadFailed(texts.DOWNLOAD_FAILED) from None
+                raise DownloadFailed() from None
 
         return download
 
@@ -408,7 +449,7 @@ class DiscordAdapter:
             return await work()
         except Exception:
             log.exception("discord handler failed what=%s", what)
-            return Reply(texts.SORRY, error=True)
+            return Reply(_(texts.SORRY), error=True)
 
     async def _send(self, what: str, reply: Reply, send: Callable[..., Awaitable[Any]], **extra: Any) -> None:
         """Send the rendered reply; if Discord refuses it, log why and try a short apology."""
@@ -418,12 +459,21 @@ class DiscordAdapter:
         except discord.HTTPException as exc:
             log.warning("discord send failed what=%s %s", what, _http_error(exc))
             try:
-                await send(content=SEND_FAILED, **extra)
+                with reply.speaking():
+                    apology = _(texts.SEND_FAILED)
+                await send(content=apology, **extra)
             except discord.HTTPException as again:
                 log.warning("discord apology failed what=%s %s", what, _http_error(again))
         finally:
             if rendered.view is not None:
                 rendered.view.stop()  # ReplyButton serves the presses; the view object is not needed
+
+    async def _speak_to(self, person: Person) -> None:
+        """Decide the language of what this handler says (the service decides it again for its replies)."""
+        try:
+            await self.service.speak_to(person)
+        except Exception:
+            log.warning("discord language not decided user=%s", person.external_id, exc_info=True)
 
 
 class DiscordStartError(RuntimeError):
@@ -437,7 +487,8 @@ def _own_name(user: discord.User | discord.Member) -> str:
 
 def _who(interaction: discord.Interaction, ephemeral: bool = False) -> tuple[Person, Place]:
     """The sender, and the place (``ephemeral`` when the answer is shown to the sender alone)."""
-    person = Person("discord", str(interaction.user.id), _own_name(interaction.user))
+    locale = getattr(interaction.locale, "value", None) or None
+    person = Person("discord", str(interaction.user.id), _own_name(interaction.user), language=locale)
     return person, _place(interaction.guild, interaction.channel_id, interaction.guild_id, ephemeral)
 
 

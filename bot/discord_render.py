@@ -6,6 +6,7 @@ first embed; each button's ``custom_id`` is :attr:`Button.data`, and one :class:
 item serves every button. A :class:`~core.app.replies.Menu` becomes a select menu (``custom_id``
 ``pick:<n>``) whose option values are the options' :attr:`Button.data`, served by one
 :class:`ReplyMenu` dynamic item. So presses and picks keep working after a restart and on any worker.
+Everything is rendered in the reply's language (:attr:`Reply.language`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any, Self
 
 import discord
 
+from core.app import texts
+from core.app.i18n import _
 from core.app.replies import Action, Button, Menu, Reply, is_png
 from core.music import Track
 
@@ -124,7 +127,12 @@ class Rendered:
 def render(reply: Reply) -> Rendered:
     """A :class:`Reply` as embeds (text, faces, mood, numbered songs with links), its picture
     (``attachment://moodtunes.jpg`` for a photo, ``moodtunes.png`` for a chart, shown in the first
-    embed) and a view of its menus and buttons."""
+    embed) and a view of its menus and buttons, in the reply's language."""
+    with reply.speaking():
+        return _render(reply)
+
+
+def _render(reply: Reply) -> Rendered:
     colour = ERROR_COLOUR if reply.error else COLOUR
     text = _escape(reply.text)
     if reply.link and reply.link not in reply.text:
@@ -133,14 +141,16 @@ def render(reply: Reply) -> Rendered:
     if reply.faces:
         lines = "\n".join(_escape(face.describe()) for face in reply.faces)
         main.add_field(
-            name="Faces" if len(reply.faces) > 1 else "Face", value=_clip(lines, 1024), inline=False
+            name=_(texts.FACES) if len(reply.faces) > 1 else _(texts.FACE),
+            value=_clip(lines, 1024),
+            inline=False,
         )
     if reply.mood:
-        main.add_field(name="Mood", value=_clip(_escape(reply.mood), 1024))
+        main.add_field(name=_(texts.MOOD), value=_clip(_escape(reply.mood), 1024))
     file = None
     if reply.photo is not None:
         name = CHART_NAME if is_png(reply.photo) else PHOTO_NAME
-        description = "Faces marked" if reply.faces else None
+        description = _(texts.FACES_MARKED) if reply.faces else None
         file = discord.File(io.BytesIO(reply.photo), filename=name, description=description)
         main.set_image(url=f"attachment://{name}")
     embeds = [main, *_track_embeds(reply.tracks, reply.mood, colour, MESSAGE_BUDGET - len(main))]
@@ -152,7 +162,7 @@ def render(reply: Reply) -> Rendered:
         for button in reply.buttons:
             view.add_item(ReplyButton(button))
         if reply.link and len(reply.link) <= 512:
-            view.add_item(discord.ui.Button(label="Open link", url=reply.link))
+            view.add_item(discord.ui.Button(label=_(texts.OPEN_LINK), url=reply.link))
     return Rendered(embeds, file, view)
 
 
@@ -162,7 +172,7 @@ def _track_embeds(
     """Numbered masked links, labels shortened so that all fit in ``budget`` characters."""
     if not tracks:
         return []
-    title = f"{len(tracks)} songs for the mood" + (f" ({mood})" if mood else "")
+    title = _(texts.SONGS_COUNT_FOR_MOOD).format(count=len(tracks)) + (f" ({mood})" if mood else "")
     per_line = (budget - len(title)) // len(tracks)
     lines = []
     for number, track in enumerate(tracks, 1):

@@ -10,6 +10,11 @@ Settings: ``MOODTUNES_TELEGRAM_TOKEN``; ``MOODTUNES_TELEGRAM_API_URL`` (Bot API 
 ``https://api.telegram.org/bot``; the file URL follows from it) to use a local Bot API server or a
 test fake; ``MOODTUNES_TELEGRAM_WEBHOOK_URL`` to receive updates by webhook (see
 :mod:`bot.telegram_webhook`: every update handled once, across any number of workers).
+
+Languages: the sender's ``language_code`` travels with each update as :attr:`Person.language`; the
+language of each update's answers is decided before any handler runs (:meth:`TelegramAdapter.begin`),
+and a reply is rendered in the language it was written in. The command menu is published once per
+shipped language (``setMyCommands`` with ``language_code``) and once as the default (English).
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ from telegram.ext import (
 )
 
 from core.app import texts
-from core.app.commands import BY_NAME, commands_for, split_command
+from core.app.commands import BY_NAME, commands_for, fill, split_command
+from core.app.i18n import DEFAULT, LANGUAGES, _
 from core.app.people import Person, Place
 from core.app.replies import Reply
 from core.app.requests import set_request
@@ -90,7 +96,7 @@ def person_of(update: Update) -> Person:
         return Person("telegram", f"chat:{chat.id}:{sender_chat.id}", sender_chat.title or "", anonymous=True)
     user = update.effective_user
     assert user is not None
-    return Person("telegram", str(user.id), user.full_name)
+    return Person("telegram", str(user.id), user.full_name, language=user.language_code or None)
 
 
 def place_of(update: Update) -> Place:
@@ -124,20 +130,36 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 
 
 def render_html(reply: Reply, with_faces: bool = True) -> str:
-    """The reply as Telegram HTML: text, face lines, then linked tracks."""
+    """The reply as Telegram HTML, in its language: text, face lines, then linked tracks."""
     parts = [_text(reply.text)]
-    if with_faces and reply.faces:
-        parts.append("\n".join(f"• {_text(face.describe())}" for face in reply.faces))
-    if reply.tracks:
-        lines = [
-            f'{i}. <a href="{html.escape(t.url)}">{_text(t.name)}</a> – {_text(", ".join(t.artists))}'
-            for i, t in enumerate(reply.tracks, 1)
-        ]
-        heading = f"<b>Songs for the mood</b> ({_text(reply.mood)}):" if reply.mood else "<b>Songs</b>:"
-        parts.append(heading + "\n" + "\n".join(lines))
+    with reply.speaking():
+        if with_faces and reply.faces:
+            parts.append(face_lines(reply))
+        if reply.tracks:
+            lines = [
+                f'{i}. <a href="{html.escape(t.url)}">{_text(t.name)}</a> – {_text(", ".join(t.artists))}'
+                for i, t in enumerate(reply.tracks, 1)
+            ]
+            heading = (
+                f"<b>{_text(_(texts.SONGS_FOR_MOOD))}</b> ({_text(reply.mood)}):"
+                if reply.mood
+                else f"<b>{_text(_(texts.SONGS))}</b>:"
+            )
+            parts.append(heading + "\n" + "\n".join(lines))
     if reply.link and reply.link not in reply.text:
         parts.append(_text(reply.link))
     return "\n\n".join(p for p in parts if p)
+
+
+def face_lines(reply: Reply) -> str:
+    """The reply's faces, one escaped line each (``• Ann looks happy (87%)``), in the reply's language."""
+    with reply.speaking():
+        return "\n".join(f"• {_text(face.describe())}" for face in reply.faces)
+
+
+def menu_commands(language: str) -> list[BotCommand]:
+    """The command menu in ``language`` (descriptions translated)."""
+    return [BotCommand(c.name, fill(c.description, language)) for c in commands_for("telegram")]
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -216,13 +238,16 @@ class TelegramAdapter:
         app.add_error_handler(self.error)
 
     async def start(self) -> None:
-        """Connect: check the token, publish the commands, start polling (or register the webhook)."""
+        """Connect: check the token, publish the commands (one menu per shipped language, then the
+        default), start polling (or register the webhook)."""
         await self.app.initialize()
-        await self._safely(
-            lambda: self.app.bot.set_my_commands(
-                [BotCommand(c.name, c.description) for c in commands_for("telegram")]
+        for language in (code for code in LANGUAGES if code != DEFAULT):
+            await self._safely(
+                lambda language=language: self.app.bot.set_my_commands(  # type: ignore[misc]
+                    menu_commands(language), language_code=language
+                )
             )
-        )
+        await self._safely(lambda: self.app.bot.set_my_commands(menu_commands(DEFAULT)))
         await self.app.start()
         if self.receive == "polling":
             assert self.app.updater is not None
@@ -257,8 +282,14 @@ class TelegramAdapter:
     # Handlers -----------------------------------------------------------------------------------
 
     async def begin(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Before any handler: mark the request, so a redelivered update gets the same answer."""
+        """Before any handler: mark the request, so a redelivered update gets the same answer, and
+        decide the language of the answers (the sender's choice, else their app's)."""
         set_request(f"telegram:{update.update_id}")
+        if update.effective_user is not None or update.effective_message is not None:
+            try:
+                await self.service.speak_to(person_of(update))
+            except Exception:  # the service decides again; a store hiccup must not drop the update
+                log.warning("telegram language not decided update=%s", update.update_id, exc_info=True)
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A /command (text only)."""
@@ -295,7 +326,7 @@ class TelegramAdapter:
         assert message is not None and message.text is not None
         reply = await self.service.handle_text(person_of(update), place_of(update), message.text)
         if reply is None and message.chat.type == "private":
-            reply = Reply(texts.SEND_A_PHOTO)
+            reply = Reply(_(texts.SEND_A_PHOTO))
         if reply is not None:
             await self._send(message, reply)
 
@@ -303,7 +334,7 @@ class TelegramAdapter:
         """Anything else in a private chat (video, sticker, voice...): say what works."""
         message = update.effective_message
         if message is not None:
-            await self._send(message, Reply(texts.ONLY_PHOTOS))
+            await self._send(message, Reply(_(texts.ONLY_PHOTOS)))
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An inline button: answer the query at once, then send what the service says."""
@@ -324,7 +355,8 @@ class TelegramAdapter:
         log.error("telegram handler failed: %r", context.error, exc_info=context.error)
         if isinstance(update, Update) and update.effective_message is not None:
             target = update.effective_message
-            await self._deliver(lambda: target.reply_text(texts.SORRY))
+            sorry = _(texts.SORRY)
+            await self._deliver(lambda: target.reply_text(sorry))
 
     async def notify(self, person: Person, reply: Reply) -> None:
         """Tell a Telegram user privately (their private chat's id is their user id), with the
@@ -349,7 +381,7 @@ class TelegramAdapter:
         async def download() -> bytes:
             attachment = message.photo[-1] if message.photo else message.document
             if attachment is None:
-                raise DownloadFailed("That message has no photo.")
+                raise DownloadFailed(texts.NO_PHOTO_IN_MESSAGE)
             size = attachment.file_size or 0
             if size > MAX_BYTES:
                 log.info("telegram file refused size=%d chat=%s", size, message.chat_id)
@@ -361,12 +393,10 @@ class TelegramAdapter:
                 if "too big" in exc.message.lower():
                     raise too_big() from None
                 log.warning("telegram download refused: %s", exc.message)
-                raise DownloadFailed("Telegram wouldn't give me that file; please send it again.") from None
+                raise DownloadFailed(texts.TELEGRAM_REFUSED_FILE) from None
             except (NetworkError, TimedOut) as exc:
                 log.warning("telegram download failed: %s", exc)
-                raise DownloadFailed(
-                    "I couldn't download that photo (network trouble); please send it again."
-                ) from None
+                raise DownloadFailed(texts.NETWORK_TROUBLE) from None
 
         return download
 
@@ -375,7 +405,7 @@ class TelegramAdapter:
         task = asyncio.ensure_future(work)
         while True:
             await self._action(message, ChatAction.TYPING)
-            done, _ = await asyncio.wait({task}, timeout=4.5)  # Telegram shows an action for ~5 s
+            done, _pending = await asyncio.wait({task}, timeout=4.5)  # Telegram shows an action for ~5 s
             if done:
                 break
         reply = task.result()
@@ -387,18 +417,19 @@ class TelegramAdapter:
         private part goes to the sender's private chat."""
         if reply.direct is not None and not await self._send_direct(message, reply.direct):
             name = self.app.bot.username or "me"
-            reply = replace(reply, text=texts.OPEN_PRIVATE_CHAT.format(bot=f"@{name}"), direct=None)
+            with reply.speaking():
+                text = _(texts.OPEN_PRIVATE_CHAT).format(bot=f"@{name}")
+            reply = replace(reply, text=text, direct=None)
         markup = keyboard(reply)
         no_preview = LinkPreviewOptions(is_disabled=True)
         body = render_html(reply, with_faces=reply.photo is None)
         if reply.photo is not None:
-            faces = "\n".join(f"• {_text(f.describe())}" for f in reply.faces)
-            caption = f"{_text(reply.text)}\n\n{faces}".strip()[:CAPTION_LIMIT]
+            caption = f"{_text(reply.text)}\n\n{face_lines(reply)}".strip()[:CAPTION_LIMIT]
             photo = reply.photo
             await self._deliver(
                 lambda: message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, do_quote=False)
             )
-            body = render_html(Reply("", tracks=reply.tracks, mood=reply.mood, link=reply.link)) or ""
+            body = render_html(replace(reply, text="", faces=(), photo=None)) or ""
             if not body and markup is None:
                 return
         chunks = split_message(body or _text(reply.text))

@@ -80,7 +80,7 @@ async def test_enrol_recognise_buttons_and_forget(chat: ConsoleChat, tmp_path: P
 async def test_bad_input_gets_a_clear_answer(chat: ConsoleChat, tmp_path: Path) -> None:
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a photo")
-    assert await say(chat, str(notes)) == "That file is not a photo I can read (JPEG, PNG or WebP)."
+    assert await say(chat, str(notes)) == "That file is not a photo I can read (JPEG, PNG, WebP or GIF)."
     missing = tmp_path / "missing.jpg"
     no_file = f"No file at {missing}. Type a photo's path, a /command, or /help."
     assert await say(chat, str(missing)) == no_file

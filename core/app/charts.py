@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from core.app import texts
+from core.app.i18n import _, current_language
 
 EMOTION_ORDER = ("happy", "surprise", "neutral", "sad", "fear", "disgust", "angry")
 """Stacking order of the emotions, bright to dark."""
@@ -58,11 +59,16 @@ def day_range(last: date, days: int) -> list[date]:
     return [last - timedelta(days=days - 1 - i) for i in range(days)]
 
 
-def history_chart(days: Sequence[DayMood], title: str = texts.CHART_TITLE) -> bytes:
+def history_chart(days: Sequence[DayMood], title: str | None = None) -> bytes:
     """PNG bytes of the chart: on top, each day's share of photos per emotion (stacked bars; empty days
-    blank); below, the mean brightness (valence) and energy of the songs sent that day (0-1)."""
+    blank); below, the mean brightness (valence) and energy of the songs sent that day (0-1). Its words
+    and dates are in the current language; ``title`` defaults to :data:`texts.CHART_TITLE`."""
+    from babel.dates import format_date
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    title = title if title is not None else _(texts.CHART_TITLE)
+    language = current_language()
 
     with _LOCK:
         fig = Figure(figsize=(SIZE_PX[0] / DPI, SIZE_PX[1] / DPI), dpi=DPI)
@@ -80,29 +86,30 @@ def history_chart(days: Sequence[DayMood], title: str = texts.CHART_TITLE) -> by
                 bottom=base,
                 width=0.8,
                 color=EMOTION_COLOURS[emotion],
-                label=texts.EMOTION_WORDS.get(emotion, emotion),
+                label=_(texts.EMOTION_WORDS[emotion]) if emotion in texts.EMOTION_WORDS else emotion,
             )
             base = [b + s for b, s in zip(base, shares, strict=True)]
         top.set_ylim(0, 1)
-        top.set_ylabel(texts.CHART_EMOTIONS)
-        top.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+        top.set_ylabel(_(texts.CHART_EMOTIONS))
+        top.yaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
         top.set_title(title)
         for values, label, colour in (
-            ([d.valence for d in days], texts.CHART_VALENCE, "#f6a623"),
-            ([d.energy for d in days], texts.CHART_ENERGY, "#c2185b"),
+            ([d.valence for d in days], _(texts.CHART_VALENCE), "#f6a623"),
+            ([d.energy for d in days], _(texts.CHART_ENERGY), "#c2185b"),
         ):
             points = [(i, v) for i, v in zip(x, values, strict=True) if v is not None]
             if points:
                 xs, ys = zip(*points, strict=True)
                 bottom.plot(xs, ys, marker="o", linewidth=1.5, markersize=4, color=colour, label=label)
         bottom.set_ylim(0, 1)
-        bottom.set_ylabel(texts.CHART_SONGS)
+        bottom.set_ylabel(_(texts.CHART_SONGS))
         for axis in (top, bottom):
             if axis.get_legend_handles_labels()[0]:
                 axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
         step = max(1, len(days) // 10)
-        bottom.set_xticks(x[::step], [d.day.strftime("%d %b") for d in days][::step], fontsize=8)
-        bottom.set_xlabel(texts.CHART_DAYS)
+        ticks = [format_date(d.day, "dd MMM", locale=language) for d in days]
+        bottom.set_xticks(x[::step], ticks[::step], fontsize=8)
+        bottom.set_xlabel(_(texts.CHART_DAYS))
         bottom.set_xlim(-0.6, len(days) - 0.4)
         for axis in (top, bottom):
             axis.spines[["top", "right"]].set_visible(False)

@@ -2,6 +2,10 @@
 and the handler. Telegram registers them with ``setMyCommands``, Discord as slash commands with typed
 options, the console and ``/help`` list them; a text command is parsed here the same way for
 Telegram and the console. To add a command, add one :class:`Command` to :data:`COMMANDS`.
+
+Descriptions are English templates marked with ``N_`` (they may use ``{low}`` and ``{high}``, the
+range of songs per photo); :meth:`Command.describe` and :meth:`Option.describe` give them in the
+current language, and the adapters register one translation per shipped language.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from core.app import texts
+from core.app.i18n import LANGUAGES, N_, _, translation
 from core.app.people import Person, Place
 from core.app.replies import Reply
 from core.music import MAX_TRACKS, MIN_TRACKS
@@ -41,6 +46,18 @@ class Option:
     max_value: int | None = None
     example: str = ""
     choices: tuple[str, ...] = ()
+    hint: str = ""
+    """How usage lines show the value (``"NUMBER"``, marked with ``N_``); default the name in capitals."""
+
+    def describe(self) -> str:
+        """The description in the current language."""
+        return fill(self.description)
+
+    def placeholder(self) -> str:
+        """``NUMBER`` (in the current language), or ``on|off`` for choices."""
+        if self.kind is OptionKind.CHOICE:
+            return "|".join(self.choices)
+        return _(self.hint) if self.hint else self.name.upper()
 
 
 @dataclass(frozen=True)
@@ -82,13 +99,25 @@ class Command:
         """Whether the command exists on ``platform``."""
         return self.platforms is None or platform in self.platforms
 
+    def describe(self) -> str:
+        """The description in the current language."""
+        return fill(self.description)
+
     def usage(self) -> str:
-        """``/tracks N`` style usage (``/journal [on|off]`` for choices)."""
-        hints = []
-        for o in self.options:
-            hint = "|".join(o.choices) if o.kind is OptionKind.CHOICE else o.name.upper()
-            hints.append(hint if o.required else f"[{hint}]")
+        """``/tracks [COUNT]`` style usage (``/journal [on|off]`` for choices), in the current language."""
+        hints = [o.placeholder() if o.required else f"[{o.placeholder()}]" for o in self.options]
         return " ".join([f"/{self.name}", *hints])
+
+
+DESCRIPTION_VALUES = {"low": MIN_TRACKS, "high": MAX_TRACKS}
+"""The values a command or option description may use."""
+
+
+def fill(description: str, language: str | None = None) -> str:
+    """A command's or option's description, translated (into ``language``, default the current one)
+    and filled with :data:`DESCRIPTION_VALUES`."""
+    template = translation(description, language) if language else _(description)
+    return (template or description).format(**DESCRIPTION_VALUES)
 
 
 class ArgumentError(ValueError):
@@ -139,84 +168,126 @@ async def _dislike(s: MoodtunesService, c: Call) -> Reply:
     return await s.rate_by_number(c.person, c.place, "nope", int(c.args["number"]))
 
 
-def _song_number(verb: str) -> Option:
+async def _language(s: MoodtunesService, c: Call) -> Reply:
+    return await s.set_language(c.person, c.place, c.args.get("language"))
+
+
+def _song_number(description: str) -> Option:
     return Option(
         "number",
-        f"The song's number in your last list ({verb})",
+        description,
         OptionKind.INTEGER,
         required=True,
         min_value=1,
         max_value=MAX_TRACKS,
         example="3",
+        hint=N_("NUMBER"),
     )
 
 
 async def _mood(s: MoodtunesService, c: Call) -> Reply:
     if c.photo is None:
-        return Reply("Attach a photo to /mood.", error=True)
+        return Reply(_(texts.MOOD_ATTACH), error=True)
     return await s.handle_photo(c.person, c.place, c.photo)
 
 
+AUTO = "auto"
+"""``/language auto``: follow the platform's language again."""
+
+
 COMMANDS: tuple[Command, ...] = (
-    Command("start", "What this bot does", _start),
-    Command("help", "Commands, and what I store about you", _help),
+    Command("start", N_("What this bot does"), _start),
+    Command("help", N_("Commands, and what I store about you"), _help),
     Command(
         "enroll",
-        "Let me recognise your face in this chat (asks consent)",
+        N_("Let me recognise your face in this chat (asks consent)"),
         _enroll,
-        (Option("photo", "A selfie (optional: I'll ask for one otherwise)", OptionKind.PHOTO),),
+        (
+            Option(
+                "photo",
+                N_("A selfie (optional: I'll ask for one otherwise)"),
+                OptionKind.PHOTO,
+                hint=N_("PHOTO"),
+            ),
+        ),
         private=True,
     ),
     Command(
         "tracks",
-        f"How many songs I send per photo ({MIN_TRACKS}-{MAX_TRACKS})",
+        N_("How many songs I send per photo ({low}-{high})"),
         _tracks,
         (
             Option(
                 "count",
-                "Songs per photo",
+                N_("Songs per photo"),
                 OptionKind.INTEGER,
                 min_value=MIN_TRACKS,
                 max_value=MAX_TRACKS,
                 example="15",
+                hint=N_("COUNT"),
             ),
         ),
         private=True,
     ),
-    Command("linkspotify", "Link your Spotify account for playlists", _link, private=True),
-    Command("unlinkspotify", "Remove your Spotify link", _unlink, private=True),
+    Command(
+        "language",
+        N_("The language I talk to you in (without a choice: which one, and the choices)"),
+        _language,
+        (
+            Option(
+                "language",
+                N_("A language, or auto to follow your app's language"),
+                OptionKind.CHOICE,
+                choices=(*LANGUAGES, AUTO),
+            ),
+        ),
+        private=True,
+    ),
+    Command("linkspotify", N_("Link your Spotify account for playlists"), _link, private=True),
+    Command("unlinkspotify", N_("Remove your Spotify link"), _unlink, private=True),
     Command(
         "journal",
-        "Keep a private mood journal of your photos (asks consent; off by default)",
+        N_("Keep a private mood journal of your photos (asks consent; off by default)"),
         _journal,
         (
             Option(
-                "state", "on or off (without it: whether it is on)", OptionKind.CHOICE, choices=("on", "off")
+                "state",
+                N_("on or off (without it: whether it is on)"),
+                OptionKind.CHOICE,
+                choices=("on", "off"),
             ),
         ),
         private=True,
     ),
-    Command("history", "Your mood journal of the last 30 days, as a chart", _history, private=True),
+    Command("history", N_("Your mood journal of the last 30 days, as a chart"), _history, private=True),
     Command(
         "like",
-        "More songs like song N of your last list",
+        N_("More songs like song N of your last list"),
         _like,
-        (_song_number("more like it"),),
+        (_song_number(N_("The song's number in your last list (more like it)")),),
         private=True,
     ),
     Command(
         "dislike",
-        "Never send song N of your last list again",
+        N_("Never send song N of your last list again"),
         _dislike,
-        (_song_number("never again"),),
+        (_song_number(N_("The song's number in your last list (never again)")),),
         private=True,
     ),
-    Command("forget", "Delete everything I keep about you", _forget, private=True),
+    Command("forget", N_("Delete everything I keep about you"), _forget, private=True),
     Command(
         "mood",
-        "Read the mood of a photo and get songs to match",
+        N_("Read the mood of a photo and get songs to match"),
         _mood,
-        (Option("photo", "A photo with one or more faces", OptionKind.PHOTO, required=True),),
+        (
+            Option(
+                "photo",
+                N_("A photo with one or more faces"),
+                OptionKind.PHOTO,
+                required=True,
+                hint=N_("PHOTO"),
+            ),
+        ),
         platforms=frozenset({"discord"}),
     ),
 )
@@ -230,14 +301,14 @@ def commands_for(platform: str) -> tuple[Command, ...]:
 
 
 def help_text(platform: str, tracks: int) -> str:
-    """``/help``: what the bot does, one line per command, and what is stored."""
+    """``/help``: what the bot does, one line per command, and what is stored (in the current language)."""
     lines = []
     for command in commands_for(platform):
-        description = command.description
+        description = command.describe()
         if command.name == "tracks":
-            description += f", now {tracks}"
+            description = _(texts.HELP_NOW).format(description=description, count=tracks)
         lines.append(f"{command.usage()} - {description}")
-    return f"{texts.HELP_INTRO}\n\n" + "\n".join(lines) + f"\n\n{texts.PRIVACY}"
+    return f"{_(texts.HELP_INTRO)}\n\n" + "\n".join(lines) + f"\n\n{_(texts.PRIVACY)}"
 
 
 def split_command(text: str, bot_username: str = "") -> tuple[str, str] | None:
@@ -249,8 +320,8 @@ def split_command(text: str, bot_username: str = "") -> tuple[str, str] | None:
     text = text.strip()
     if not text.startswith("/") or len(text) < 2:
         return None
-    head, _, argument = text[1:].partition(" ")
-    name, _, target = head.partition("@")
+    head, _space, argument = text[1:].partition(" ")
+    name, _at, target = head.partition("@")
     if target and bot_username and target.lower() != bot_username.lower():
         return None
     return name.lower(), argument.strip()
@@ -265,14 +336,14 @@ def parse_options(command: Command, argument: str) -> dict[str, Any]:
         values[option.name] = _parse_value(command, option, word)
     missing = [o for o in typed[len(words) :] if o.required]
     if missing or len(words) > len(typed):
-        raise ArgumentError(f"Usage: {command.usage()}")
+        raise ArgumentError(_(texts.USAGE).format(usage=command.usage()))
     return values
 
 
 def _parse_value(command: Command, option: Option, word: str) -> Any:
     if option.kind is OptionKind.CHOICE:
         if word.lower() not in option.choices:
-            raise ArgumentError(f"Usage: {command.usage()}")
+            raise ArgumentError(_(texts.USAGE).format(usage=command.usage()))
         return word.lower()
     if option.kind is OptionKind.INTEGER:
         try:
@@ -282,7 +353,7 @@ def _parse_value(command: Command, option: Option, word: str) -> Any:
         low, high = option.min_value, option.max_value
         if value is None or (low is not None and value < low) or (high is not None and value > high):
             raise ArgumentError(
-                texts.INTEGER_RANGE.format(
+                _(texts.INTEGER_RANGE).format(
                     command=command.name, low=low, high=high, example=option.example or low
                 )
             )

@@ -21,6 +21,7 @@ from enum import StrEnum
 import numpy as np
 
 from core.app import texts
+from core.app.i18n import _
 from core.app.replies import Action, Button, Reply
 from core.app.requests import current_request
 from core.errors import MoodtunesError
@@ -87,7 +88,7 @@ class Conversations:
             samples = await self.store.count_samples(user, chat, self.recognizer.model_id)
             return _enrolled(samples)
         if conversation.step == Step.ENROLL_SELFIE:
-            return Reply(texts.SEND_SELFIE, closes_question=True)
+            return Reply(_(texts.SEND_SELFIE), closes_question=True)
         return None  # a question: asking it again is the same answer
 
     async def ask_enroll(self, user: int, chat: int, embedding: np.ndarray | None = None) -> Reply:
@@ -102,8 +103,8 @@ class Conversations:
             current_request(),
         )
         return Reply(
-            texts.CONSENT,
-            buttons=(Button("Yes, enrol me", Action.ENROLL_YES), Button("No", Action.ENROLL_NO)),
+            _(texts.CONSENT),
+            buttons=(Button(_(texts.ENROLL_YES), Action.ENROLL_YES), Button(_(texts.NO), Action.ENROLL_NO)),
         )
 
     async def ask_forget(self, user: int, chat: int) -> Reply:
@@ -112,8 +113,8 @@ class Conversations:
             user, chat, Step.FORGET_CONFIRM, self._clock() + self.ttl_s, request=current_request()
         )
         return Reply(
-            texts.FORGET_CONFIRM,
-            buttons=(Button("Yes, delete everything", Action.FORGET_YES), Button("No", Action.FORGET_NO)),
+            _(texts.FORGET_CONFIRM),
+            buttons=(Button(_(texts.FORGET_YES), Action.FORGET_YES), Button(_(texts.NO), Action.FORGET_NO)),
         )
 
     async def end_selfie_step(self, user: int, chat: int) -> None:
@@ -131,21 +132,21 @@ class Conversations:
         step = Step(conversation.step) if conversation is not None else None
         if action in (Action.ENROLL_YES, Action.ENROLL_NO):
             if step is not Step.ENROLL_CONSENT or conversation is None:
-                return Reply(texts.QUESTION_EXPIRED.format(command="enroll"), error=True)
+                return Reply(_(texts.QUESTION_EXPIRED).format(command="enroll"), error=True)
             if action is Action.ENROLL_NO:
                 await self.store.end_conversation(user, chat)
-                return Reply(texts.ENROLL_CANCELLED, closes_question=True)
+                return Reply(_(texts.ENROLL_CANCELLED), closes_question=True)
             if conversation.embedding is not None and conversation.model == self.recognizer.model_id:
                 return await self._store_face(user, chat, conversation.embedding)
             await self.store.set_conversation(
                 user, chat, Step.ENROLL_SELFIE, self._clock() + self.ttl_s, request=current_request()
             )
-            return Reply(texts.SEND_SELFIE, closes_question=True)
+            return Reply(_(texts.SEND_SELFIE), closes_question=True)
         if step is not Step.FORGET_CONFIRM:
-            return Reply(texts.QUESTION_EXPIRED.format(command="forget"), error=True)
+            return Reply(_(texts.QUESTION_EXPIRED).format(command="forget"), error=True)
         await self.store.end_conversation(user, chat)
         if action is Action.FORGET_NO:
-            return Reply(texts.FORGET_CANCELLED, closes_question=True)
+            return Reply(_(texts.FORGET_CANCELLED), closes_question=True)
         return await forget(user)
 
     async def enroll_selfie(self, user: int, chat: int, rgb: np.ndarray) -> Reply:
@@ -154,7 +155,7 @@ class Conversations:
             analysis = await self.recognizer.enrollment(rgb)
         except MoodtunesError as exc:
             log.info("enrol refused user=%s reason=%s", user, exc.code)
-            return Reply(texts.ENROLL_RETRY.format(reason=exc), error=True)
+            return Reply(_(texts.ENROLL_RETRY).format(reason=exc.localized()), error=True)
         return await self._store_face(user, chat, analysis.embedding)
 
     async def _store_face(self, user: int, chat: int, embedding: np.ndarray) -> Reply:
@@ -163,7 +164,7 @@ class Conversations:
         except MoodtunesError as exc:
             await self.store.end_conversation(user, chat)
             log.info("enrol refused user=%s reason=%s", user, exc.code)
-            return Reply(str(exc), error=True, closes_question=True)
+            return Reply(exc.localized(), error=True, closes_question=True)
         await self.store.set_conversation(
             user, chat, Step.ENROLLED, self._clock() + self.ttl_s, request=current_request()
         )
@@ -172,5 +173,5 @@ class Conversations:
 
 
 def _enrolled(samples: int) -> Reply:
-    more = "" if samples >= 3 else texts.ENROLL_MORE
-    return Reply(texts.ENROLLED.format(samples=samples) + more, closes_question=True)
+    more = "" if samples >= 3 else _(texts.ENROLL_MORE)
+    return Reply(_(texts.ENROLLED).format(samples=samples) + more, closes_question=True)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from core.app import texts
+from core.app.i18n import _
 from core.app.replies import Action, Button, Menu, Reply
 from core.music import Catalog, Track
 from core.storage import ResultRow, Store
@@ -48,7 +49,7 @@ def rate_button(result: ResultRow, tracks: Sequence[Track]) -> Button:
     """The "Rate these songs" button of the list ``tracks``, the newest of ``result``'s chain."""
     offset = len(result.shown) - len(tracks)
     token = f"{result.token}.{offset}.{len(tracks)}.{list_key([t.id for t in tracks])}.0"
-    return Button(texts.RATE_BUTTON, Action.RATE, token)
+    return Button(_(texts.RATE_BUTTON), Action.RATE, token)
 
 
 def _label(number: int, track: Track) -> str:
@@ -73,10 +74,10 @@ class SongFeedback:
     async def press(self, user: int, action: Action, token: str) -> Reply:
         """A press of "Rate these songs" (the menus), or a pick in them (a verdict)."""
         if self.catalog is None:
-            return Reply(texts.NO_CATALOG, error=True)
+            return Reply(_(texts.NO_CATALOG), error=True)
         if action is Action.RATE:
             return await self._menus(user, token)
-        result_token, _, track_id = token.partition(".")
+        result_token, _dot, track_id = token.partition(".")
         refused = await self._owned(user, result_token)
         if isinstance(refused, Reply):
             return refused
@@ -86,29 +87,29 @@ class SongFeedback:
         """Store ``verdict`` (``nope`` or ``like``) on a catalog track for the user."""
         track = self.catalog.get(track_id) if self.catalog is not None else None
         if track is None:
-            return Reply(texts.UNKNOWN_TRACK, error=True)
+            return Reply(_(texts.UNKNOWN_TRACK), error=True)
         await self.store.feedback_set(user, track.id, verdict, track.artists, self._clock())
         log.info("feedback user=%s verdict=%s track=%s", user, verdict, track.id)
         template = texts.NOPE_DONE if verdict == "nope" else texts.LIKE_DONE
-        return Reply(template.format(song=track.name, artists=", ".join(track.artists)))
+        return Reply(_(template).format(song=track.name, artists=", ".join(track.artists)))
 
     async def rate_number(self, user: int, chat: int, verdict: str, number: int, command: str) -> Reply:
         """``/like N`` or ``/dislike N``: song ``number`` (1-based) of the user's latest list in the chat."""
         if self.catalog is None:
-            return Reply(texts.NO_CATALOG, error=True)
+            return Reply(_(texts.NO_CATALOG), error=True)
         result = await self.store.latest_result(user, chat, self._clock())
         if result is None or not result.tracks:
-            return Reply(texts.RATE_NOTHING, error=True)
+            return Reply(_(texts.RATE_NOTHING), error=True)
         if not 1 <= number <= len(result.tracks):
-            return Reply(texts.RATE_NUMBER.format(count=len(result.tracks), command=command), error=True)
+            return Reply(_(texts.RATE_NUMBER).format(count=len(result.tracks), command=command), error=True)
         return await self.rate(user, result.tracks[number - 1], verdict)
 
     async def _owned(self, user: int, token: str) -> ResultRow | Reply:
         result = await self.store.get_result(token, self._clock())
         if result is None:
-            return Reply(texts.EXPIRED, error=True)
+            return Reply(_(texts.EXPIRED), error=True)
         if result.user_id != user:
-            return Reply(texts.NOT_YOURS, error=True)
+            return Reply(_(texts.NOT_YOURS), error=True)
         return result
 
     async def _menus(self, user: int, token: str) -> Reply:
@@ -116,7 +117,7 @@ class SongFeedback:
         assert self.catalog is not None
         parts = token.split(".")
         if len(parts) != 5 or not all(p.isdigit() for p in (parts[1], parts[2], parts[4])):
-            return Reply(texts.UNKNOWN_BUTTON, error=True)
+            return Reply(_(texts.UNKNOWN_BUTTON), error=True)
         result_token, key = parts[0], parts[3]
         offset, length, page = int(parts[1]), int(parts[2]), int(parts[4])
         result = await self._owned(user, result_token)
@@ -124,7 +125,7 @@ class SongFeedback:
             return result
         ids = result.shown[offset : offset + length]
         if len(ids) != length or list_key(ids) != key:
-            return Reply(texts.RATE_GONE, error=True)
+            return Reply(_(texts.RATE_GONE), error=True)
         first = page * RATE_PAGE
         numbered = [
             (number, track)
@@ -132,10 +133,10 @@ class SongFeedback:
             if (track := self.catalog.get(track_id)) is not None
         ]
         if not numbered:
-            return Reply(texts.RATE_GONE, error=True)
+            return Reply(_(texts.RATE_GONE), error=True)
         menus = tuple(
             Menu(
-                placeholder,
+                _(placeholder),
                 symbol,
                 tuple(Button(_label(n, t), action, f"{result.token}.{t.id}") for n, t in numbered),
             )
@@ -147,7 +148,7 @@ class SongFeedback:
         buttons: tuple[Button, ...] = ()
         if first + RATE_PAGE < length:
             next_token = f"{result.token}.{offset}.{length}.{key}.{page + 1}"
-            buttons = (Button(texts.RATE_NEXT, Action.RATE, next_token),)
+            buttons = (Button(_(texts.RATE_NEXT), Action.RATE, next_token),)
         last = min(first + RATE_PAGE, length)
-        text = texts.RATE_PROMPT.format(first=first + 1, last=last, total=length)
+        text = _(texts.RATE_PROMPT).format(first=first + 1, last=last, total=length)
         return Reply(text, menus=menus, buttons=buttons)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from core.app import texts
 from core.app.charts import DayMood, day_range, history_chart, utc_day
+from core.app.i18n import _
 from core.app.replies import Action, Button, Reply
 from core.music import Track
 from core.storage import JournalEntry, Store
@@ -61,7 +62,8 @@ def _axes(entries: Sequence[JournalEntry]) -> tuple[float, float]:
 
 
 def _word(emotion: str) -> str:
-    return texts.EMOTION_WORDS.get(emotion, emotion)
+    word = texts.EMOTION_WORDS.get(emotion)
+    return _(word) if word is not None else emotion
 
 
 def summary_line(entries: Sequence[JournalEntry], now: float) -> str:
@@ -70,30 +72,30 @@ def summary_line(entries: Sequence[JournalEntry], now: float) -> str:
     valence, when either moved by :data:`CHANGE_THRESHOLD`)."""
     recent = [e for e in entries if now - JOURNAL_DAYS * DAY_S < e.at <= now]
     if not recent:
-        return texts.SUMMARY_NOTHING
+        return _(texts.SUMMARY_NOTHING)
     this_week = [e for e in recent if e.at > now - WEEK_S]
     last_week = [e for e in recent if now - 2 * WEEK_S < e.at <= now - WEEK_S]
     if not this_week:
-        return texts.SUMMARY_QUIET_WEEK.format(emotion=_word(mostly(recent)))
+        return _(texts.SUMMARY_QUIET_WEEK).format(emotion=_word(mostly(recent)))
     emotion = _word(mostly(this_week))
     if not last_week:
-        return texts.SUMMARY_FIRST_WEEK.format(emotion=emotion)
+        return _(texts.SUMMARY_FIRST_WEEK).format(emotion=emotion)
     (v1, a1), (v0, a0) = _axes(this_week), _axes(last_week)
     changes = []
     if a1 - a0 <= -CHANGE_THRESHOLD:
-        changes.append(texts.CHANGE_CALMER)
+        changes.append(_(texts.CHANGE_CALMER))
     elif a1 - a0 >= CHANGE_THRESHOLD:
-        changes.append(texts.CHANGE_LIVELIER)
+        changes.append(_(texts.CHANGE_LIVELIER))
     if v1 - v0 >= CHANGE_THRESHOLD:
-        changes.append(texts.CHANGE_HAPPIER)
+        changes.append(_(texts.CHANGE_HAPPIER))
     elif v1 - v0 <= -CHANGE_THRESHOLD:
-        changes.append(texts.CHANGE_GLOOMIER)
+        changes.append(_(texts.CHANGE_GLOOMIER))
     if not changes:
-        return texts.SUMMARY_SAME.format(emotion=emotion)
+        return _(texts.SUMMARY_SAME).format(emotion=emotion)
     change = (
-        changes[0] if len(changes) == 1 else texts.CHANGE_BOTH.format(first=changes[0], second=changes[1])
+        changes[0] if len(changes) == 1 else _(texts.CHANGE_BOTH).format(first=changes[0], second=changes[1])
     )
-    return texts.SUMMARY_COMPARED.format(emotion=emotion, change=change)
+    return _(texts.SUMMARY_COMPARED).format(emotion=emotion, change=change)
 
 
 def daily(entries: Sequence[JournalEntry], now: float, days: int = JOURNAL_DAYS) -> list[DayMood]:
@@ -149,20 +151,20 @@ class MoodJournal:
         if state == "off":
             deleted = await self.store.journal_disable(user, now)
             log.info("journal off user=%s deleted=%d", user, deleted)
-            return Reply(texts.JOURNAL_OFF.format(count=deleted))
+            return Reply(_(texts.JOURNAL_OFF).format(count=deleted))
         current = await self.store.journal_state(user)
         if current.enabled or state is None:
             if not current.enabled:
-                return Reply(texts.JOURNAL_STATUS_OFF)
+                return Reply(_(texts.JOURNAL_STATUS_OFF))
             count = len(await self.store.journal_entries(user, window_start(now)))
-            return Reply(texts.JOURNAL_STATUS_ON.format(count=count))
+            return Reply(_(texts.JOURNAL_STATUS_ON).format(count=count))
         token = secrets.token_urlsafe(9)
         await self.store.journal_ask(user, token, now + self.ttl_s, now)
         return Reply(
-            texts.JOURNAL_CONSENT,
+            _(texts.JOURNAL_CONSENT),
             buttons=(
-                Button(texts.JOURNAL_CONSENT_YES, Action.JOURNAL_YES, token),
-                Button(texts.JOURNAL_CONSENT_NO, Action.JOURNAL_NO, token),
+                Button(_(texts.JOURNAL_CONSENT_YES), Action.JOURNAL_YES, token),
+                Button(_(texts.JOURNAL_CONSENT_NO), Action.JOURNAL_NO, token),
             ),
         )
 
@@ -171,11 +173,13 @@ class MoodJournal:
         enable = action is Action.JOURNAL_YES
         if await self.store.journal_answer(user, token, enable, self._clock()):
             log.info("journal %s user=%s", "on" if enable else "declined", user)
-            return Reply(texts.JOURNAL_ON if enable else texts.JOURNAL_DECLINED, closes_question=True)
+            return Reply(_(texts.JOURNAL_ON if enable else texts.JOURNAL_DECLINED), closes_question=True)
         state = await self.store.journal_state(user)
         if state.ask_token is None and state.enabled:  # answered already (a double tap, a redelivery)
-            return Reply(texts.JOURNAL_ANSWERED.format(state=texts.JOURNAL_STATE_ON), closes_question=True)
-        return Reply(texts.QUESTION_EXPIRED.format(command="journal on"), error=True)
+            return Reply(
+                _(texts.JOURNAL_ANSWERED).format(state=_(texts.JOURNAL_STATE_ON)), closes_question=True
+            )
+        return Reply(_(texts.QUESTION_EXPIRED).format(command="journal on"), error=True)
 
     async def record(self, user: int, emotion: str | None, tracks: Sequence[Track], policy: str) -> bool:
         """Record a photo reply if the user's journal is on; True if recorded. Never raises: a journal
@@ -197,12 +201,12 @@ class MoodJournal:
         """``/history``: the chart of the last 30 days with its summary, or a clear text when the journal
         is off or empty."""
         if not (await self.store.journal_state(user)).enabled:
-            return Reply(texts.HISTORY_OFF)
+            return Reply(_(texts.HISTORY_OFF))
         now = self._clock()
         entries = await self.store.journal_entries(user, window_start(now))
         if not entries:
-            return Reply(texts.HISTORY_EMPTY)
+            return Reply(_(texts.HISTORY_EMPTY))
         summary = summary_line(entries, now)
         png = await asyncio.to_thread(history_chart, daily(entries, now))
         log.info("history user=%s entries=%d bytes=%d", user, len(entries), len(png))
-        return Reply(texts.HISTORY_CAPTION.format(summary=summary, count=len(entries)), photo=png)
+        return Reply(_(texts.HISTORY_CAPTION).format(summary=summary, count=len(entries)), photo=png)

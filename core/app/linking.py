@@ -8,6 +8,8 @@ to a pasted redirect address, or, when the callback page finished the authorisat
 message through the adapters' notifiers. Where to ask is kept with the OAuth state in the store, so
 the process that serves the callback page (any worker) can ask, and a restart between the link and
 the callback loses nothing. Adapters register one notifier each with :meth:`SpotifyLinking.on_linked`.
+The question sent from the callback page, outside any request of the user, is in the user's stored
+language (their ``/language`` choice, else what their platform reported last).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core.app import texts
+from core.app.i18n import DEFAULT, _, speaking
 from core.app.people import Person, Place
 from core.app.replies import Action, Button, Reply
 from core.errors import MoodtunesError
-from core.spotify import PendingLink, SpotifyService
-from core.spotify.service import CONFIRM_TTL_S
+from core.spotify import PendingLink, SpotifyNotConfigured, SpotifyService
+from core.spotify.service import CONFIRM_TTL_S, UNNAMED
 
 log = logging.getLogger(__name__)
 
@@ -28,32 +31,47 @@ LinkedCallback = Callable[[Person, Reply], Awaitable[None]]
 """``async notify(person, reply)``: tells a user privately (the question to confirm a Spotify account
 authorised on the callback page); adapters ignore people of other platforms."""
 
-LINK_TEXT = (
-    "Open this link to connect your Spotify account (it works once, for 10 minutes). If the page "
-    "you land on doesn't load, copy its address and paste it here."
-)
-LINK_SENT_PRIVATELY = "I've sent you the Spotify link in a private message."
+LanguageOf = Callable[[int], Awaitable[str]]
+"""``await language_of(user)``: the language to tell a user something in, outside a request."""
+
+
+def account_name(name: str) -> str:
+    """A Spotify account's name as a sentence shows it (the stand-in for an unnamed one, translated)."""
+    return _(name) if name == UNNAMED else name
 
 
 def confirm_question(pending: PendingLink) -> Reply:
     """The question "Link the Spotify account X? Yes / No"; its buttons carry the question's token."""
     minutes = round(CONFIRM_TTL_S / 60)
     return Reply(
-        texts.SPOTIFY_CONFIRM.format(
-            name=pending.display_name, spotify_id=pending.spotify_id or "unknown", minutes=minutes
+        _(texts.SPOTIFY_CONFIRM).format(
+            name=account_name(pending.display_name),
+            spotify_id=pending.spotify_id or _(texts.SPOTIFY_UNKNOWN_ID),
+            minutes=minutes,
         ),
         buttons=(
-            Button(texts.SPOTIFY_CONFIRM_YES, Action.SPOTIFY_YES, pending.confirm),
-            Button(texts.SPOTIFY_CONFIRM_NO, Action.SPOTIFY_NO, pending.confirm),
+            Button(_(texts.SPOTIFY_CONFIRM_YES), Action.SPOTIFY_YES, pending.confirm),
+            Button(_(texts.SPOTIFY_CONFIRM_NO), Action.SPOTIFY_NO, pending.confirm),
         ),
     )
 
 
-class SpotifyLinking:
-    """The chat side of :class:`~core.spotify.SpotifyService`."""
+def spotify_off(spotify: SpotifyService) -> str:
+    """Why Spotify is off, for the chat (in the current language)."""
+    return SpotifyNotConfigured(spotify.disabled_reason or texts.SPOTIFY_OFF).localized()
 
-    def __init__(self, spotify: SpotifyService) -> None:
+
+class SpotifyLinking:
+    """The chat side of :class:`~core.spotify.SpotifyService`.
+
+    Args:
+        spotify: the Spotify service.
+        language_of: the language of a user told something outside a request (default English).
+    """
+
+    def __init__(self, spotify: SpotifyService, language_of: LanguageOf | None = None) -> None:
         self.spotify = spotify
+        self._language_of = language_of
         self._callbacks: list[LinkedCallback] = []
         spotify.on_pending(self._ask)
 
@@ -69,23 +87,20 @@ class SpotifyLinking:
         confirmation question goes to the person privately too.
         """
         if not self.spotify.enabled:
-            return Reply(self.spotify.disabled_reason or "Spotify is not configured.", error=True)
+            return Reply(spotify_off(self.spotify), error=True)
         notify = {"person": [person.platform, person.external_id]}
         try:
             url = await self.spotify.start_link(user, notify=notify)
         except MoodtunesError as exc:
-            return Reply(str(exc), error=True)
-        reply = Reply(LINK_TEXT, link=url)
-        return reply if place.seen_by_sender_only else Reply(LINK_SENT_PRIVATELY, direct=reply)
+            return Reply(exc.localized(), error=True)
+        reply = Reply(_(texts.LINK_TEXT), link=url)
+        return reply if place.seen_by_sender_only else Reply(_(texts.LINK_SENT_PRIVATELY), direct=reply)
 
     async def unlink(self, user: int) -> Reply:
         """/unlinkspotify: delete the stored tokens."""
         if not await self.spotify.unlink(user):
-            return Reply("Your Spotify account wasn't linked.")
-        return Reply(
-            "Unlinked: I deleted your Spotify tokens. To revoke moodtunes' access on Spotify's side too, "
-            "visit https://www.spotify.com/account/apps/."
-        )
+            return Reply(_(texts.NOT_LINKED))
+        return Reply(_(texts.UNLINKED))
 
     async def paste(self, user: int, text: str) -> Reply | None:
         """Plain text: a pasted Spotify redirect address gets the question that confirms the account
@@ -95,28 +110,35 @@ class SpotifyLinking:
         try:
             pending = await self.spotify.finish_link(user, text)
         except MoodtunesError as exc:
-            return Reply(str(exc), error=True)
+            return Reply(exc.localized(), error=True)
         return confirm_question(pending)
 
     async def answer(self, user: int, action: Action, token: str) -> Reply:
         """The Yes / No of a confirmation question, pressed by ``user`` (only its owner's press counts)."""
         if action is Action.SPOTIFY_NO:
             await self.spotify.cancel_link(user, token)
-            return Reply(texts.SPOTIFY_DECLINED, closes_question=True)
+            return Reply(_(texts.SPOTIFY_DECLINED), closes_question=True)
         try:
             name = await self.spotify.confirm_link(user, token)
         except MoodtunesError as exc:
-            return Reply(str(exc), error=True, closes_question=True)
-        return Reply(texts.SPOTIFY_LINKED.format(name=name), closes_question=True)
+            return Reply(exc.localized(), error=True, closes_question=True)
+        return Reply(_(texts.SPOTIFY_LINKED).format(name=account_name(name)), closes_question=True)
 
     async def _ask(self, pending: PendingLink) -> None:
         person_ids = pending.notify.get("person")
         if not person_ids:
             return
         person = Person(str(person_ids[0]), str(person_ids[1]))
-        question = confirm_question(pending)
-        for callback in list(self._callbacks):
+        language = DEFAULT
+        if self._language_of is not None:
             try:
-                await callback(person, question)
+                language = await self._language_of(pending.user_id)
             except Exception:
-                log.exception("spotify confirmation question failed user=%s", pending.user_id)
+                log.exception("language of user=%s unknown; asking in English", pending.user_id)
+        with speaking(language):
+            question = confirm_question(pending)
+            for callback in list(self._callbacks):
+                try:
+                    await callback(person, question)
+                except Exception:
+                    log.exception("spotify confirmation question failed user=%s", pending.user_id)

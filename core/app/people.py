@@ -11,13 +11,17 @@ class Person:
 
     ``display_name`` is the user's own name on the platform (never a per-server nickname).
     ``anonymous`` marks senders that are not one person (a Telegram channel post or an anonymous group
-    admin): they get replies but cannot enrol or link accounts.
+    admin): they get replies but cannot enrol or link accounts. ``language`` is the language code the
+    platform reports for the sender (Telegram's ``language_code``, Discord's interaction ``locale``,
+    the terminal's ``LANG``), None when this message carries none; replies are in it unless the user
+    chose another with ``/language``.
     """
 
     platform: str
     external_id: str
     display_name: str = ""
     anonymous: bool = False
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,14 @@ import numpy as np
 
 from core.app import texts
 from core.app.feedback import rate_button
+from core.app.i18n import _
+from core.app.linking import spotify_off
 from core.app.personal import Personal
-from core.app.replies import Action, Button, FaceLine, Reply
+from core.app.replies import Action, Button, FaceLine, Reply, emotion_name
 from core.errors import MoodtunesError
 from core.music import Catalog, Track
 from core.music.group import GroupMood, blend_faces
+from core.music.moods import plan_for
 from core.spotify import SpotifyService
 from core.storage import ResultRow, Store
 from core.vision.annotate import annotate
@@ -86,7 +89,7 @@ class PhotoReplies:
         photo = await asyncio.to_thread(annotate, rgb, lines)
         heading = headline(faces, main, user, group)
         if self.catalog is None:
-            return Reply(f"{heading}\n\n{texts.NO_CATALOG}", faces=lines, photo=photo, emotion=emotion)
+            return Reply(f"{heading}\n\n{_(texts.NO_CATALOG)}", faces=lines, photo=photo, emotion=emotion)
         result = ResultRow(
             secrets.token_urlsafe(9), user, chat, emotion, settings.mood_policy, settings.track_count
         )
@@ -98,25 +101,25 @@ class PhotoReplies:
     async def press(self, user: int, action: Action, token: str) -> Reply:
         """A press of a photo reply's button (playlist, lift, match, more)."""
         hooks: Personal | None = None
-        for _ in range(UPDATE_RETRIES):
+        for _attempt in range(UPDATE_RETRIES):
             result = await self.store.get_result(token, self._clock())
             if result is None:
-                return Reply(texts.EXPIRED, error=True)
+                return Reply(_(texts.EXPIRED), error=True)
             if result.user_id != user:
-                return Reply(texts.NOT_YOURS, error=True)
+                return Reply(_(texts.NOT_YOURS), error=True)
             if action is Action.PLAYLIST:
                 return await self._playlist(result)
-            heading = "More songs for the same mood:"
+            heading = _(texts.MORE_SONGS)
             if action in (Action.LIFT, Action.MATCH):
                 result.policy = action.value
                 result.shown = []
-                heading = "Lifting the mood:" if action is Action.LIFT else "Matching the mood:"
+                heading = _(texts.LIFTING) if action is Action.LIFT else _(texts.MATCHING)
             hooks = hooks or await self._hooks(user)
             tracks = self._next_tracks(result, personal=hooks)
             if await self.store.update_result(result):
                 return self._tracks_reply(result, tracks, heading)
         log.warning("button press lost %d races token=%s", UPDATE_RETRIES, token)
-        return Reply(texts.SORRY, error=True)
+        return Reply(_(texts.SORRY), error=True)
 
     async def _hooks(self, user: int) -> Personal:
         return await self._personal(user) if self._personal is not None else Personal()
@@ -150,18 +153,18 @@ class PhotoReplies:
         photo: bytes | None = None,
     ) -> Reply:
         assert self.catalog is not None
-        mood = self.catalog.explain(result.emotion, result.policy)
+        mood = mood_line(self.catalog, result.emotion, result.policy)
         other = (
-            Button("Match my mood", Action.MATCH, result.token)
+            Button(_(texts.BUTTON_MATCH), Action.MATCH, result.token)
             if result.policy == "lift"
-            else Button("Lift my mood", Action.LIFT, result.token)
+            else Button(_(texts.BUTTON_LIFT), Action.LIFT, result.token)
         )
-        buttons = [other, Button("More tracks", Action.MORE, result.token)]
+        buttons = [other, Button(_(texts.BUTTON_MORE), Action.MORE, result.token)]
         if tracks:
             buttons.append(rate_button(result, tracks))
         if self.spotify.enabled:
-            buttons.insert(0, Button("Make a Spotify playlist", Action.PLAYLIST, result.token))
-        text = heading if tracks else f"{heading}\n\nI've run out of new songs for this mood."
+            buttons.insert(0, Button(_(texts.BUTTON_PLAYLIST), Action.PLAYLIST, result.token))
+        text = heading if tracks else f"{heading}\n\n{_(texts.RUN_OUT)}"
         return Reply(
             text,
             faces=faces,
@@ -175,12 +178,12 @@ class PhotoReplies:
     async def _playlist(self, result: ResultRow) -> Reply:
         """One playlist per track list, whoever presses and on whichever worker."""
         if not self.spotify.enabled:
-            return Reply(self.spotify.disabled_reason or "Spotify is not configured.", error=True)
+            return Reply(spotify_off(self.spotify), error=True)
         if not await self.spotify.is_linked(result.user_id):
-            return Reply("Link your Spotify account first with /linkspotify, then press the button again.")
+            return Reply(_(texts.PLAYLIST_LINK_FIRST))
         ids = result.tracks
         if not ids:
-            return Reply("This list has no songs left to make a playlist of; send another photo.", error=True)
+            return Reply(_(texts.PLAYLIST_EMPTY), error=True)
         deadline = self._clock() + PLAYLIST_WAIT_S
         while True:
             claim = await self.store.claim_playlist(result.token, ids, self._clock())
@@ -189,20 +192,42 @@ class PhotoReplies:
             if claim.mine:
                 break
             if self._clock() > deadline:
-                return Reply("Your playlist is still being made; press the button again in a moment.")
+                return Reply(_(texts.PLAYLIST_BUSY))
             await asyncio.sleep(0.25)  # a double tap (maybe on another worker) is making this very list
         url: str | None = None
         try:
             url = await self.spotify.create_playlist(result.user_id, ids, result.emotion)
         except MoodtunesError as exc:
-            return Reply(str(exc), error=True)
+            return Reply(exc.localized(), error=True)
         finally:
             await self.store.finish_playlist(result.token, ids, url)
         return _playlist_ready(len(ids), url)
 
 
 def _playlist_ready(count: int, url: str) -> Reply:
-    return Reply(f"Your playlist of {count} songs is ready: {url}", link=url)
+    return Reply(_(texts.PLAYLIST_READY).format(count=count, url=url), link=url)
+
+
+def mood_line(catalog: Catalog, emotion: str, policy: str) -> str:
+    """Why these songs, in the current language: ``"calm: instrumental, quiet, acoustic"`` (the words
+    of :meth:`core.music.Catalog.explain`; in English exactly its line), with ``"; lifting towards
+    happy: ..."`` for a lifting plan."""
+    plan = plan_for(emotion, None, policy)
+    start = _mood_part(catalog, plan.start.name)
+    if plan.goal.name == plan.start.name:
+        return start
+    return _(texts.MOOD_LIFTING).format(start=start, goal=_mood_part(catalog, plan.goal.name))
+
+
+def _mood_part(catalog: Catalog, mood: str) -> str:
+    """``"calm: instrumental, quiet"`` for one mood (``catalog.explain(mood=...)`` is ``"mood: words"``)."""
+    explained = catalog.explain(mood=mood)
+    prefix = f"{mood}: "
+    name = _(texts.MOOD_NAMES[mood]) if mood in texts.MOOD_NAMES else mood
+    if not explained.startswith(prefix):
+        return name
+    words = ", ".join(_(word) for word in explained[len(prefix) :].split(", "))
+    return _(texts.MOOD_LINE).format(mood=name, words=words)
 
 
 def face_line(face: IdentifiedFace) -> FaceLine:
@@ -229,18 +254,34 @@ def headline(
     """The first line of a photo reply: a greeting, the feeling or the group's mood; and, when only the
     largest faces were analysed, how many were left out."""
     emotion = main.analysis.emotion
-    hello = f"Hi {main.match.name}!" if main.match.user_id == user else ""
+    hello = _(texts.HELLO).format(name=main.match.name) if main.match.user_id == user else ""
     crowd = crowd_note(faces)
     if group is not None:
-        return " ".join(
-            filter(
-                None, [hello, f"I see {len(faces)} faces, {group.text}; the songs follow the group.", crowd]
-            )
-        )
-    feeling = f"You look {emotion.label} ({emotion.confidence:.0%})." if emotion else ""
+        together = _(texts.GROUP_HEADLINE).format(count=len(faces), group=group_text(group))
+        return " ".join(filter(None, [hello, together, crowd]))
+    feeling = (
+        _(texts.YOU_LOOK).format(emotion=emotion_name(emotion.label), confidence=emotion.confidence)
+        if emotion
+        else ""
+    )
     if hello:
         return " ".join(filter(None, [hello, feeling, crowd]))
-    return " ".join(filter(None, ["I don't know you yet (send /enroll so I can).", feeling, crowd]))
+    return " ".join(filter(None, [_(texts.STRANGER), feeling, crowd]))
+
+
+def group_text(group: GroupMood) -> str:
+    """The group's mood in the current language: ``"mostly happy: 4 of 6 faces"`` (as
+    :attr:`GroupMood.text` says it in English)."""
+    n, k, emotion = group.faces, group.agreeing, emotion_name(group.emotion)
+    if n == 1:
+        return _(texts.GROUP_ONE).format(emotion=emotion)
+    if k == n:
+        template = texts.GROUP_ALL
+    elif 2 * k > n:
+        template = texts.GROUP_MOSTLY
+    else:
+        template = texts.GROUP_MIXED
+    return _(template).format(emotion=emotion, agreeing=k, faces=n)
 
 
 def crowd_note(faces: list[IdentifiedFace]) -> str:
@@ -248,5 +289,5 @@ def crowd_note(faces: list[IdentifiedFace]) -> str:
     faces."), or "" when none were."""
     if not isinstance(faces, FaceList) or faces.left_out <= 0:
         return ""
-    total = f"at least {faces.found}" if faces.more else str(faces.found)
-    return f"I looked at the {len(faces)} largest of {total} faces."
+    template = texts.CROWD_AT_LEAST if faces.more else texts.CROWD
+    return _(template).format(count=len(faces), total=faces.found)

@@ -4,13 +4,20 @@ A :class:`Reply` carries plain text (no markup), optional structured parts (face
 optional picture (the annotated photo as JPEG, or a chart as PNG), buttons and pick-one menus. Each
 adapter renders it its own way (Telegram HTML, Discord embeds, console text); :func:`render_text` is
 the plain-text rendering.
+
+A reply is written in the language of the user it answers (:mod:`core.app.i18n`): its text is
+translated when it is made, and :attr:`Reply.language` records that language, so the adapters render
+the rest (face lines, headings, labels) in the same language, whenever and wherever they render it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.app import texts
+from core.app.i18n import _, current_language, speaking
 from core.music import Track
 
 
@@ -60,7 +67,7 @@ class Button:
     @staticmethod
     def parse(data: str) -> tuple[Action, str] | None:
         """Inverse of :attr:`data`; None for anything that is not ours."""
-        action, _, token = data.partition(":")
+        action, _colon, token = data.partition(":")
         try:
             return Action(action), token
         except ValueError:
@@ -90,11 +97,26 @@ class FaceLine:
     box: tuple[int, int, int, int]
 
     def describe(self) -> str:
-        """E.g. ``"Ann looks happy (87%)"`` or ``"Someone I don't know yet"``."""
-        who = self.name or "Someone I don't know yet"
+        """E.g. ``"Ann looks happy (87%)"`` or ``"Someone I don't know yet"`` (in the current language)."""
+        who = self.name or _(texts.FACE_UNKNOWN)
         if self.emotion is None or self.confidence is None:
             return who
-        return f"{who} looks {self.emotion} ({self.confidence:.0%})"
+        return _(texts.FACE_LOOKS).format(
+            name=who, emotion=emotion_name(self.emotion), confidence=self.confidence
+        )
+
+    def label(self) -> str:
+        """The label on the annotated photo, e.g. ``"Ann · happy 87%"`` (in the current language)."""
+        label = self.name or _(texts.FACE_LABEL_UNKNOWN)
+        if self.emotion is not None and self.confidence is not None:
+            label += f" · {emotion_name(self.emotion)} {self.confidence:.0%}"
+        return label
+
+
+def emotion_name(label: str) -> str:
+    """A face's emotion (``"happy"``, a model label) as a photo reply names it, in the current language."""
+    name = texts.EMOTION_NAMES.get(label)
+    return _(name) if name is not None else label
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,13 @@ class Reply:
     direct: Reply | None = None
     """A part for the sender's eyes only (e.g. an authorisation link asked for in a group): adapters
     deliver it in a private chat, and say so (or how to open one) where the command was sent."""
+    language: str = field(default_factory=current_language)
+    """The language the reply is written in (the current one when it was made): adapters render it
+    :meth:`speaking` it."""
+
+    def speaking(self) -> AbstractContextManager[None]:
+        """``with reply.speaking():`` render the reply's other parts in its language."""
+        return speaking(self.language)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -135,13 +164,15 @@ def track_line(index: int, track: Track) -> str:
 
 
 def render_text(reply: Reply) -> str:
-    """The whole reply as plain text (the console adapter and logs use it)."""
-    parts = [reply.text]
-    if reply.faces:
-        parts.append("\n".join(f"- {face.describe()}" for face in reply.faces))
-    if reply.tracks:
-        header = f"Songs for the mood ({reply.mood}):" if reply.mood else "Songs:"
-        parts.append(header + "\n" + "\n".join(track_line(i, t) for i, t in enumerate(reply.tracks, 1)))
+    """The whole reply as plain text, in its language (the console adapter and logs use it)."""
+    with reply.speaking():
+        parts = [reply.text]
+        if reply.faces:
+            parts.append("\n".join(f"- {face.describe()}" for face in reply.faces))
+        if reply.tracks:
+            header = f"{_(texts.SONGS_FOR_MOOD)} ({reply.mood}):" if reply.mood else f"{_(texts.SONGS)}:"
+            lines = "\n".join(track_line(i, t) for i, t in enumerate(reply.tracks, 1))
+            parts.append(f"{header}\n{lines}")
     if reply.link and reply.link not in reply.text:
         parts.append(reply.link)
     return "\n\n".join(p for p in parts if p)

@@ -2,12 +2,18 @@
 
 Adapters identify the sender with a :class:`Person` and the conversation with a :class:`Place`, then
 call one method per command, photo, text or button press, and render what comes back. The service
-is thin: it resolves people and places to ids, applies the per-user rate limit, and hands the work to
+is thin: it resolves people and places to ids, decides the language of the answer, applies the
+per-user rate limit, and hands the work to
 :class:`~core.app.photos.PhotoReplies`, :class:`~core.app.conversations.Conversations`,
 :class:`~core.app.linking.SpotifyLinking`, and for personal music :class:`~core.app.journal.MoodJournal`,
 :class:`~core.app.feedback.SongFeedback` and :class:`~core.app.personal.PersonalMusic`. It keeps no
 state of its own between calls: all of it is in the store, so several workers can serve one bot.
 Nothing here blocks the event loop.
+
+The language: every entry point decides it first (:meth:`MoodtunesService.ids`, or
+:meth:`MoodtunesService.speak_to` where no ids are needed) and sets it for the rest of the task
+(:func:`core.app.i18n.use_language`): the user's ``/language`` choice, else the language their platform
+reports with this message (:attr:`Person.language`), else the one it reported last, else English.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from core.app import metrics, texts
-from core.app.commands import BY_NAME, ArgumentError, Call, help_text, parse_options, split_command
+from core.app.commands import AUTO, BY_NAME, ArgumentError, Call, help_text, parse_options, split_command
 from core.app.conversations import Conversations, Step
 from core.app.feedback import SongFeedback
+from core.app.i18n import DEFAULT, LANGUAGES, _, current_language, negotiate, use_language
 from core.app.journal import MoodJournal
 from core.app.linking import LinkedCallback, SpotifyLinking
 from core.app.people import Person, Place
@@ -81,7 +88,7 @@ class MoodtunesService:
         self.journal = MoodJournal(store, settings.conversation_ttl_s, clock)
         self.feedback = SongFeedback(store, catalog, clock)
         self.conversations = Conversations(store, self.recognizer, settings.conversation_ttl_s, clock)
-        self.linking = SpotifyLinking(spotify)
+        self.linking = SpotifyLinking(spotify, self.language_of)
         self._clock = clock
         self.store.default_track_count = settings.tracks_default
 
@@ -97,14 +104,33 @@ class MoodtunesService:
         return self.linking.on_linked(callback)
 
     async def ids(self, person: Person, place: Place) -> tuple[int, int]:
-        """The store's ids of the sender and the chat (created on first sight). A private chat
-        belongs to its user and is deleted with them."""
-        user = await self.store.ensure_user(person.platform, person.external_id, person.display_name)
+        """The store's ids of the sender and the chat (created on first sight), and the sender's
+        language for the rest of the task (see the module docstring). A private chat belongs to its
+        user and is deleted with them."""
+        user = await self.store.ensure_user(
+            person.platform, person.external_id, person.display_name, person.language
+        )
         owner = user if place.private and not person.anonymous else None
         chat = await self.store.ensure_chat(
             place.platform, place.external_id, "" if owner else place.title, owner
         )
+        stored = await self.store.user_language(user)
+        use_language(choose_language(stored.choice, person.language, stored.locale))
         return user, chat
+
+    async def speak_to(self, person: Person) -> str:
+        """Answer ``person`` in their language for the rest of this task (without creating them); returns
+        it. Adapters call it before saying anything of their own."""
+        stored = await self.store.find_user_language(person.platform, person.external_id)
+        language = choose_language(stored.choice, person.language, stored.locale)
+        use_language(language)
+        return language
+
+    async def language_of(self, user: int) -> str:
+        """A user's language outside a request (a notification): their choice, else what their platform
+        reported last, else English."""
+        stored = await self.store.user_language(user)
+        return choose_language(stored.choice, None, stored.locale)
 
     # Commands -------------------------------------------------------------------------------------
 
@@ -116,13 +142,15 @@ class MoodtunesService:
         if parts is None:
             return None
         name, argument = parts
+        await self.speak_to(person)  # the usage line of a badly written command is in their language
         command = BY_NAME.get(name)
         if command is None or not command.offered_on(person.platform):
-            return Reply(texts.UNKNOWN_COMMAND.format(command=f"/{name}"), error=True)
+            return Reply(_(texts.UNKNOWN_COMMAND).format(command=f"/{name}"), error=True)
         try:
             args = parse_options(command, argument)
         except ArgumentError as exc:
             return Reply(str(exc), error=True)
+        return await self.run_command(person, place, name, args, photo)
         return await self.run_command(person, place, name, args, photo)
 
     async def run_command(
@@ -136,7 +164,8 @@ class MoodtunesService:
         """Run a command with parsed options. Any command ends a waiting "send me a selfie" step."""
         command = BY_NAME.get(name)
         if command is None or not command.offered_on(person.platform):
-            return Reply(texts.UNKNOWN_COMMAND.format(command=f"/{name}"), error=True)
+            await self.speak_to(person)
+            return Reply(_(texts.UNKNOWN_COMMAND).format(command=f"/{name}"), error=True)
         user, chat = await self.ids(person, place)
         await self.conversations.end_selfie_step(user, chat)
         metrics.COMMANDS.labels(name).inc()
@@ -144,33 +173,66 @@ class MoodtunesService:
 
     async def start(self, person: Person, place: Place) -> Reply:
         """/start: what the bot does."""
-        return Reply(texts.WELCOME)
+        await self.speak_to(person)
+        return Reply(_(texts.WELCOME))
 
     async def help(self, person: Person, place: Place) -> Reply:
         """/help: every command, what is stored, how to delete it."""
-        user, _ = await self.ids(person, place)
+        user, _chat = await self.ids(person, place)
         settings = await self.store.get_settings(user)
         return Reply(help_text(person.platform, settings.track_count))
 
+    async def set_language(self, person: Person, place: Place, choice: str | None) -> Reply:
+        """/language [code|auto]: the language the bot talks to the sender in; a code chooses it,
+        ``auto`` follows the platform's again; without one, which it is and the choices."""
+        user, _chat = await self.ids(person, place)
+        if choice is None:
+            stored = await self.store.user_language(user)
+            if negotiate(stored.choice):
+                status = texts.LANGUAGE_CHOSEN
+            elif negotiate(person.language) or negotiate(stored.locale):
+                status = texts.LANGUAGE_PLATFORM
+            else:
+                status = texts.LANGUAGE_DEFAULT
+            choices = ", ".join(f"/language {code} ({name})" for code, name in LANGUAGES.items())
+            return Reply(
+                _(status).format(language=_language_name())
+                + "\n"
+                + _(texts.LANGUAGE_CHOICES).format(choices=choices)
+            )
+        if choice == AUTO:
+            await self.store.set_language(user, None)
+            stored = await self.store.user_language(user)
+            use_language(choose_language(None, person.language, stored.locale))
+            log.info("language auto platform=%s user=%s now=%s", person.platform, user, current_language())
+            return Reply(_(texts.LANGUAGE_AUTO).format(language=_language_name()))
+        language = negotiate(choice)
+        if language is None:
+            return Reply(_(texts.USAGE).format(usage=BY_NAME["language"].usage()), error=True)
+        await self.store.set_language(user, language)
+        use_language(language)
+        log.info("language set platform=%s user=%s language=%s", person.platform, user, language)
+        return Reply(_(texts.LANGUAGE_SET).format(language=_language_name()))
+
     async def set_track_count(self, person: Person, place: Place, count: int | None) -> Reply:
         """/tracks N: songs per reply, 1..50; without N, the current value."""
-        user, _ = await self.ids(person, place)
+        user, _chat = await self.ids(person, place)
         if count is None:
             current = (await self.store.get_settings(user)).track_count
-            return Reply(texts.TRACKS_NOW.format(count=current, low=MIN_TRACKS, high=MAX_TRACKS))
+            return Reply(_(texts.TRACKS_NOW).format(count=current, low=MIN_TRACKS, high=MAX_TRACKS))
         if not MIN_TRACKS <= count <= MAX_TRACKS:
             return Reply(
-                texts.INTEGER_RANGE.format(command="tracks", low=MIN_TRACKS, high=MAX_TRACKS, example=15),
+                _(texts.INTEGER_RANGE).format(command="tracks", low=MIN_TRACKS, high=MAX_TRACKS, example=15),
                 error=True,
             )
         await self.store.set_track_count(user, count)
-        return Reply(texts.TRACKS_SET.format(count=count))
+        return Reply(_(texts.TRACKS_SET).format(count=count))
 
     async def enroll(self, person: Person, place: Place, photo: Photo | None = None) -> Reply:
         """/enroll (optionally with a photo): ask for consent first. A photo given with the command
         counts against the rate limit and waits for the answer only as its face embedding."""
         if person.anonymous:
-            return Reply(texts.NOT_FOR_ANONYMOUS.format(what="learn your face"), error=True)
+            return await self._anonymous(person, texts.WHAT_ENROLL)
         user, chat = await self.ids(person, place)
         if photo is None:
             return await self.conversations.ask_enroll(user, chat)
@@ -183,7 +245,7 @@ class MoodtunesService:
         except MoodtunesError as exc:
             log.info("enrol photo refused platform=%s user=%s reason=%s", person.platform, user, exc.code)
             metrics.ERRORS.labels(exc.code).inc()
-            return Reply(str(exc), error=True)
+            return Reply(exc.localized(), error=True)
         return await self.conversations.ask_enroll(user, chat, analysis.embedding)
 
     async def forget(self, person: Person, place: Place) -> Reply:
@@ -207,30 +269,30 @@ class MoodtunesService:
     async def link_spotify(self, person: Person, place: Place) -> Reply:
         """/linkspotify: the authorisation link, for the sender's eyes only."""
         if person.anonymous:
-            return Reply(texts.NOT_FOR_ANONYMOUS.format(what="link Spotify"), error=True)
-        user, _ = await self.ids(person, place)
+            return await self._anonymous(person, texts.WHAT_LINK)
+        user, _chat = await self.ids(person, place)
         return await self.linking.link(user, person, place)
 
     async def unlink_spotify(self, person: Person, place: Place) -> Reply:
         """/unlinkspotify: delete the stored tokens."""
-        user, _ = await self.ids(person, place)
+        user, _chat = await self.ids(person, place)
         return await self.linking.unlink(user)
 
     async def journal_command(self, person: Person, place: Place, state: str | None) -> Reply:
         """/journal [on|off]: whether the mood journal is on; ``on`` asks consent first; ``off`` stops it
         and deletes its entries."""
         if person.anonymous:
-            return Reply(texts.NOT_FOR_ANONYMOUS.format(what="keep a mood journal"), error=True)
-        user, _ = await self.ids(person, place)
+            return await self._anonymous(person, texts.WHAT_JOURNAL)
+        user, _chat = await self.ids(person, place)
         return await self.journal.command(user, state)
 
     async def history(self, person: Person, place: Place) -> Reply:
         """/history: the mood journal's chart of the last 30 days (sent privately from a shared chat)."""
-        user, _ = await self.ids(person, place)
+        user, _chat = await self.ids(person, place)
         reply = await self.journal.history(user)
         if reply.photo is None or place.seen_by_sender_only:
             return reply
-        return Reply(texts.HISTORY_SENT_PRIVATELY, direct=reply)
+        return Reply(_(texts.HISTORY_SENT_PRIVATELY), direct=reply)
 
     async def rate_by_number(self, person: Person, place: Place, verdict: str, number: int) -> Reply:
         """/like N, /dislike N: rate song N of the sender's latest list in this chat (``like``/``nope``)."""
@@ -243,7 +305,7 @@ class MoodtunesService:
         other text gets None."""
         if "state=" not in text:
             return None
-        user, _ = await self.ids(person, place)
+        user, _chat = await self.ids(person, place)
         return await self.linking.paste(user, text)
 
     # Photos -----------------------------------------------------------------------------------------
@@ -271,7 +333,7 @@ class MoodtunesService:
             if not faces:
                 log.info("photo no_face platform=%s user=%s", person.platform, user)
                 outcome = "no_face"
-                return Reply(texts.NO_FACE, error=True)
+                return Reply(_(texts.NO_FACE), error=True)
             reply = await self.photos.reply(user, chat, rgb, faces)
             await self._journal(user, reply)
             outcome = "ok"
@@ -279,11 +341,11 @@ class MoodtunesService:
             log.info("photo refused platform=%s user=%s reason=%s", person.platform, user, exc.code)
             outcome = exc.code
             metrics.ERRORS.labels(exc.code).inc()
-            return Reply(str(exc), error=True)
+            return Reply(exc.localized(), error=True)
         except Exception:
             log.exception("photo failed platform=%s user=%s", person.platform, user)
             metrics.ERRORS.labels("internal").inc()
-            return Reply(texts.OOPS, error=True)
+            return Reply(_(texts.OOPS), error=True)
         finally:
             elapsed = time.perf_counter() - started
             metrics.PHOTOS.labels(outcome).inc()
@@ -317,7 +379,12 @@ class MoodtunesService:
             return None
         log.info("rate limited platform=%s user=%s wait_s=%.0f", person.platform, user, wait)
         metrics.ERRORS.labels("rate_limited").inc()
-        return Reply(texts.RATE_LIMITED.format(seconds=max(1, round(wait))), error=True)
+        return Reply(_(texts.RATE_LIMITED).format(seconds=max(1, round(wait))), error=True)
+
+    async def _anonymous(self, person: Person, what: str) -> Reply:
+        """The refusal of something only a person can do, to a sender who is a group or a channel."""
+        await self.speak_to(person)
+        return Reply(_(texts.NOT_FOR_ANONYMOUS).format(what=_(what)), error=True)
 
     # Buttons ----------------------------------------------------------------------------------------
 
@@ -325,7 +392,8 @@ class MoodtunesService:
         """A button press: ``data`` is the button's :attr:`Button.data`."""
         parsed = Button.parse(data)
         if parsed is None:
-            return Reply(texts.UNKNOWN_BUTTON, error=True)
+            await self.speak_to(person)
+            return Reply(_(texts.UNKNOWN_BUTTON), error=True)
         action, token = parsed
         user, chat = await self.ids(person, place)
         metrics.PRESSES.labels(action.value).inc()
@@ -342,13 +410,13 @@ class MoodtunesService:
     async def _forgotten(self, user: int) -> Reply:
         deleted = await self.forget_user(user)
         return Reply(
-            texts.FORGOTTEN.format(
+            _(texts.FORGOTTEN).format(
                 embeddings=deleted.embeddings,
-                journal=texts.FORGOTTEN_JOURNAL.format(count=deleted.journal_entries)
+                journal=_(texts.FORGOTTEN_JOURNAL).format(count=deleted.journal_entries)
                 if deleted.journal_entries
                 else "",
-                ratings=texts.FORGOTTEN_RATINGS.format(count=deleted.ratings) if deleted.ratings else "",
-                spotify=texts.FORGOTTEN_SPOTIFY if deleted.spotify_tokens else "",
+                ratings=_(texts.FORGOTTEN_RATINGS).format(count=deleted.ratings) if deleted.ratings else "",
+                spotify=_(texts.FORGOTTEN_SPOTIFY) if deleted.spotify_tokens else "",
             ),
             closes_question=True,
         )
@@ -374,3 +442,15 @@ class MoodtunesService:
 
 async def _bytes(photo: Photo) -> bytes:
     return photo if isinstance(photo, bytes) else await photo()
+
+
+def choose_language(choice: str | None, reported: str | None, stored: str | None) -> str:
+    """The language to answer in: the ``/language`` ``choice``, else the language the platform
+    ``reported`` with this message, else the one it reported last (``stored``), else English (the
+    first of them that is a shipped language)."""
+    return negotiate(choice) or negotiate(reported) or negotiate(stored) or DEFAULT
+
+
+def _language_name() -> str:
+    """The current language, named in itself as a sentence says it (``"español"``)."""
+    return _(texts.LANGUAGE_NAMES[current_language()])

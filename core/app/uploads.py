@@ -14,8 +14,8 @@ LIMIT_MB = MAX_BYTES // 2**20
 def too_big(size: int | None = None) -> FileTooLarge:
     """The refusal for a file over the limit (its size in the message when known, bytes)."""
     if size is None:
-        return FileTooLarge(texts.TOO_BIG_UNKNOWN.format(limit=LIMIT_MB))
-    return FileTooLarge(texts.TOO_BIG.format(size=size / 1e6, limit=LIMIT_MB))
+        return FileTooLarge(texts.TOO_BIG_UNKNOWN, limit=LIMIT_MB)
+    return FileTooLarge(texts.TOO_BIG, size=size / 1e6, limit=LIMIT_MB)
 
 
 def check_size(size: int | None) -> None:

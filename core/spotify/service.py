@@ -38,6 +38,7 @@ import requests
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.exceptions import SpotifyBaseException, SpotifyException
 
+from core.app.i18n import N_, Message
 from core.config import Settings
 from core.errors import UserGone
 from core.spotify.client import NotLinkedSignal, UserAuth, make_api, make_oauth, new_session
@@ -84,6 +85,12 @@ CONFIRM_TTL_S = STATE_TTL_S
 """How long an authorised account waits for its user's confirmation (10 minutes)."""
 
 _ERROR_WORD = re.compile(r"^[a-z_]{1,40}$")
+UNNAMED = N_("your Spotify account")
+"""The name of an authorised account whose profile has no display name nor id."""
+BAD_CLIENT = N_(
+    "Spotify rejected this bot's client id or secret; the operator must check "
+    "MOODTUNES_SPOTIFY_CLIENT_ID and MOODTUNES_SPOTIFY_CLIENT_SECRET."
+)
 
 
 @dataclass(frozen=True)
@@ -272,15 +279,17 @@ class SpotifyService:
             account = await self.store.spotify_confirm_pending(hash_state(confirm), user_id, self._clock())
         if account is None:
             raise SpotifyLinkRefused(
-                "That Spotify question has expired or was answered already, so nothing was linked; "
-                "please ask for a new link."
+                N_(
+                    "That Spotify question has expired or was answered already, so nothing was linked; "
+                    "please ask for a new link."
+                )
             )
         log.info("Spotify linked for user %d", user_id)
         try:
             name = str(cipher.decrypt(account).get("display_name") or "")
         except TokenUnreadable:
             name = ""
-        return name or "your Spotify account"
+        return name or UNNAMED
 
     async def cancel_link(self, user_id: int, confirm: str) -> bool:
         """The user's "No": delete the account waiting for confirmation; True if it was there.
@@ -304,8 +313,10 @@ class SpotifyService:
                 cipher = TokenCipher(self.settings.secret_key.get_secret_value())
             except ValueError:
                 raise SpotifyNotConfigured(
-                    "MOODTUNES_SECRET_KEY is not set to valid Fernet keys (new,old), so nothing can be "
-                    "re-encrypted."
+                    N_(
+                        "MOODTUNES_SECRET_KEY is not set to valid Fernet keys (new,old), so nothing can be "
+                        "re-encrypted."
+                    )
                 ) from None
         done = unreadable = 0
         for table, user_id, token, account in await self.store.spotify_encrypted_rows():
@@ -325,14 +336,14 @@ class SpotifyService:
         cipher = self._require_enabled()
         if not redirect.state:
             raise SpotifyLinkRefused(
-                "That address has no Spotify link state in it; paste the whole address you were sent to."
+                N_("That address has no Spotify link state in it; paste the whole address you were sent to.")
             )
         taken = await self.store.spotify_take_state(hash_state(redirect.state))
         if taken is None:
             log.warning("Spotify link refused: unknown or already used state")
             if expected_user is not None and await self.is_linked(expected_user):
                 raise SpotifyLinkRefused(
-                    "That Spotify link was already used (or has expired); your Spotify account is linked."
+                    N_("That Spotify link was already used (or has expired); your Spotify account is linked.")
                 )
             raise SpotifyLinkRefused()
         owner, expires_at, notify = taken
@@ -341,19 +352,22 @@ class SpotifyService:
             raise SpotifyLinkRefused()
         if expires_at <= self._clock():
             raise SpotifyLinkRefused(
-                "That Spotify link has expired (links last 10 minutes); please ask for a new one."
+                N_("That Spotify link has expired (links last {minutes} minutes); please ask for a new one."),
+                minutes=round(STATE_TTL_S / 60),
             )
         if redirect.error:
             reason = redirect.error if _ERROR_WORD.match(redirect.error) else "error"
-            raise SpotifyLinkRefused(f"Spotify did not grant access ({reason}), so nothing was linked.")
+            raise SpotifyLinkRefused(
+                N_("Spotify did not grant access ({reason}), so nothing was linked."), reason=reason
+            )
         if not redirect.code:
             raise SpotifyLinkRefused(
-                "That address has no Spotify authorisation code in it; please ask for a new link."
+                N_("That address has no Spotify authorisation code in it; please ask for a new link.")
             )
         token_info = await self._exchange_code(redirect.code)
         profile = await self._profile(str(token_info["access_token"]))
         spotify_id = str(profile.get("id") or "")
-        name = str(profile.get("display_name") or spotify_id or "your Spotify account")
+        name = str(profile.get("display_name") or spotify_id or UNNAMED)
         confirm = new_state()
         expires_at = self._clock() + CONFIRM_TTL_S
         try:
@@ -365,7 +379,7 @@ class SpotifyService:
                 expires_at,
             )
         except UserGone:  # the user was deleted (/forget) while linking
-            raise SpotifyLinkRefused("Your data was deleted meanwhile, so nothing was linked.") from None
+            raise SpotifyLinkRefused(N_("Your data was deleted meanwhile, so nothing was linked.")) from None
         log.info("Spotify account authorised for user %d; waiting for the user's confirmation", owner)
         return PendingLink(owner, name, spotify_id, confirm, expires_at, notify)
 
@@ -382,7 +396,7 @@ class SpotifyService:
                 session.close()
             info = memory.get_cached_token()
             if not info or "access_token" not in info or "refresh_token" not in info:
-                raise SpotifyUnavailable("Spotify sent no usable token; please ask for a new link.")
+                raise SpotifyUnavailable(N_("Spotify sent no usable token; please ask for a new link."))
             return dict(info)
 
         try:
@@ -392,16 +406,18 @@ class SpotifyService:
             log.warning("Spotify code exchange failed: %s", kind.value)
             if kind is Failure.REVOKED:
                 raise SpotifyLinkRefused(
-                    "Spotify did not accept that authorisation (it may have been used already); "
-                    "please ask for a new link."
+                    N_(
+                        "Spotify did not accept that authorisation (it may have been used already); "
+                        "please ask for a new link."
+                    )
                 ) from None
             if kind is Failure.BAD_CLIENT:
-                raise SpotifyNotConfigured(
-                    "Spotify rejected this bot's client id or secret; the operator must check "
-                    "MOODTUNES_SPOTIFY_CLIENT_ID and MOODTUNES_SPOTIFY_CLIENT_SECRET."
-                ) from None
+                raise SpotifyNotConfigured(BAD_CLIENT) from None
             raise SpotifyUnavailable(
-                "Spotify did not answer while linking your account; please ask for a new link and try again."
+                N_(
+                    "Spotify did not answer while linking your account; please ask for a new link and "
+                    "try again."
+                )
             ) from None
 
     async def _profile(self, access_token: str) -> dict[str, Any]:
@@ -409,11 +425,11 @@ class SpotifyService:
         session = new_session()
         try:
             api = make_api(self.settings, session, self.policy.timeout_s, access_token=access_token)
-            me = await self._call(api.me, "read your Spotify profile")
+            me = await self._call(api.me, N_("read your Spotify profile"))
         finally:
             session.close()
         if not isinstance(me, dict):
-            raise SpotifyUnavailable("Spotify sent an unreadable profile; please ask for a new link.")
+            raise SpotifyUnavailable(N_("Spotify sent an unreadable profile; please ask for a new link."))
         return me
 
     # Playlists ----------------------------------------------------------------------------------
@@ -450,18 +466,20 @@ class SpotifyService:
                 api = make_api(self.settings, session, self.policy.timeout_s, auth_manager=auth)
                 playlist = await self._call(
                     _CreatePlaylist(api, name, text),
-                    "create the playlist",
+                    N_("create the playlist"),
                     user_id=user_id,
                     auth=auth,
                 )
                 if not isinstance(playlist, dict) or not playlist.get("id"):
-                    raise SpotifyUnavailable("Spotify did not say which playlist it made; please try again.")
+                    raise SpotifyUnavailable(
+                        N_("Spotify did not say which playlist it made; please try again.")
+                    )
                 playlist_id = str(playlist["id"])
                 added = 0
                 for batch in batches(uris):
                     await self._call(
                         _AddBatch(api, playlist_id, batch, added),
-                        "add songs to the playlist",
+                        N_("add songs to the playlist"),
                         user_id=user_id,
                         auth=auth,
                     )
@@ -505,14 +523,14 @@ class SpotifyService:
                 api = make_api(self.settings, session, policy.timeout_s, auth_manager=auth)
                 artists = await self._call(
                     lambda: api.current_user_top_artists(limit=limit, offset=0, time_range=time_range),
-                    "read your top artists",
+                    N_("read your top artists"),
                     user_id=user_id,
                     auth=auth,
                     policy=policy,
                 )
                 tracks = await self._call(
                     lambda: api.current_user_top_tracks(limit=limit, offset=0, time_range=time_range),
-                    "read your top tracks",
+                    N_("read your top tracks"),
                     user_id=user_id,
                     auth=auth,
                     policy=policy,
@@ -553,8 +571,10 @@ class SpotifyService:
             except TokenUnreadable:
                 await self._drop_link(user_id, "stored token unreadable")
                 raise SpotifyRelinkNeeded(
-                    "Your stored Spotify link can no longer be read (the bot's key changed), so I removed "
-                    "it; please link Spotify again."
+                    N_(
+                        "Your stored Spotify link can no longer be read (the bot's key changed), so I "
+                        "removed it; please link Spotify again."
+                    )
                 ) from None
             except (SpotifyBaseException, requests.RequestException) as exc:
                 kind = classify(exc)
@@ -570,8 +590,11 @@ class SpotifyService:
                         wait = policy.delay(attempt)
                     if wait > policy.max_retry_after_s:
                         raise SpotifyUnavailable(
-                            f"Spotify asks this bot to wait {_duration(wait)} before trying again; "
-                            "please try later."
+                            N_(
+                                "Spotify asks this bot to wait {duration} before trying again; "
+                                "please try later."
+                            ),
+                            duration=_duration(wait),
                         ) from None
                 elif kind is Failure.TRANSIENT:
                     wait = policy.delay(attempt)
@@ -580,8 +603,12 @@ class SpotifyService:
                 if attempt >= policy.max_attempts:
                     log.warning("Spotify gave up to %s after %d attempts (%s)", what, attempt, kind.value)
                     raise SpotifyUnavailable(
-                        f"Spotify is not answering right now (I tried {attempt} times to {what}); "
-                        "please try again in a few minutes."
+                        N_(
+                            "Spotify is not answering right now (I tried {attempts} times to {what}); "
+                            "please try again in a few minutes."
+                        ),
+                        attempts=attempt,
+                        what=Message(what),
                     ) from None
                 log.warning(
                     "Spotify %s while trying to %s; retry %d/%d in %.1f s",
@@ -601,21 +628,20 @@ class SpotifyService:
         if kind in (Failure.REVOKED, Failure.UNAUTHORIZED):
             if user_id is None:  # linking: the fresh token was rejected; nothing is stored
                 return SpotifyLinkRefused(
-                    "Spotify rejected the new authorisation; please ask for a new link."
+                    N_("Spotify rejected the new authorisation; please ask for a new link.")
                 )
             await self._drop_link(user_id, kind.value)
             return SpotifyRelinkNeeded()
         if kind is Failure.NOT_ALLOWED:
             return SpotifyUserNotAllowed()
         if kind is Failure.BAD_CLIENT:
-            return SpotifyNotConfigured(
-                "Spotify rejected this bot's client id or secret; the operator must check "
-                "MOODTUNES_SPOTIFY_CLIENT_ID and MOODTUNES_SPOTIFY_CLIENT_SECRET."
-            )
+            return SpotifyNotConfigured(BAD_CLIENT)
         if kind is Failure.FORBIDDEN:
-            return SpotifyError(f"Spotify did not allow this bot to {what}.")
+            return SpotifyError(N_("Spotify did not allow this bot to {what}."), what=Message(what))
         return SpotifyUnavailable(
-            f"Spotify could not {what} (HTTP {status or 'error'}); please try again later."
+            N_("Spotify could not {what} (HTTP {status}); please try again later."),
+            what=Message(what),
+            status=status or "error",
         )
 
     async def _drop_link(self, user_id: int | None, why: str) -> None:
@@ -677,9 +703,9 @@ class _AddBatch:
         self.api.playlist_add_items(self.playlist_id, self.uris)
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float) -> Message:
     if seconds < 90:
-        return f"{round(seconds)} seconds"
+        return Message(N_("{count} seconds"), count=round(seconds))
     if seconds < 5400:
-        return f"{round(seconds / 60)} minutes"
-    return f"{round(seconds / 3600)} hours"
+        return Message(N_("{count} minutes"), count=round(seconds / 60))
+    return Message(N_("{count} hours"), count=round(seconds / 3600))

@@ -11,6 +11,7 @@ from core.storage.store import (
     Store,
     TasteRow,
     UpdateClaim,
+    UserLanguage,
     UserSettings,
     open_store,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Store",
     "TasteRow",
     "UpdateClaim",
+    "UserLanguage",
     "UserSettings",
     "open_store",
 ]

@@ -33,10 +33,25 @@ PLAYLIST_CLAIM_S = 120.0
 
 @dataclass(frozen=True)
 class UserSettings:
-    """Per-user preferences: tracks per reply (1..50) and the mood policy (``match`` or ``lift``)."""
+    """Per-user preferences: tracks per reply (1..50), the mood policy (``match`` or ``lift``) and the
+    language chosen with ``/language`` (None: the platform's)."""
 
     track_count: int
     mood_policy: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class UserLanguage:
+    """What decides a user's language: their ``/language`` ``choice`` (None: follow the platform) and
+    the ``locale`` their platform last reported (None: never reported)."""
+
+    choice: str | None = None
+    locale: str | None = None
+
+
+LOCALE_LIMIT = 35
+"""Characters of a platform's language code kept (BCP 47 tags are shorter)."""
 
 
 @dataclass(frozen=True)
@@ -187,17 +202,22 @@ class Store:
 
     # Users and chats -------------------------------------------------------------------------
 
-    async def ensure_user(self, platform: str, external_id: str, display_name: str = "") -> int:
-        """Id of the user, created if new; a non-empty ``display_name`` is updated."""
+    async def ensure_user(
+        self, platform: str, external_id: str, display_name: str = "", locale: str | None = None
+    ) -> int:
+        """Id of the user, created if new; a non-empty ``display_name`` is updated, and so is the
+        language code the platform reports (``locale``, e.g. ``"es-ES"``) when there is one."""
+        locale = locale.strip()[:LOCALE_LIMIT] or None if locale else None
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
-                "INSERT INTO users (platform, external_id, display_name) VALUES (?, ?, ?) "
+                "INSERT INTO users (platform, external_id, display_name, locale) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (platform, external_id) DO UPDATE SET display_name = "
                 "CASE WHEN excluded.display_name != '' THEN excluded.display_name "
-                "ELSE users.display_name END RETURNING id",
+                "ELSE users.display_name END, locale = COALESCE(excluded.locale, users.locale) RETURNING id",
                 platform,
                 str(external_id),
                 display_name,
+                locale,
             )
         assert row is not None
         return int(row[0])
@@ -290,11 +310,41 @@ class Store:
     async def get_settings(self, user_id: int) -> UserSettings:
         """The user's settings, defaults when never set."""
         row = await self.db.fetchrow(
-            "SELECT track_count, mood_policy FROM user_settings WHERE user_id = ?", user_id
+            "SELECT track_count, mood_policy, language FROM user_settings WHERE user_id = ?", user_id
         )
         if row is None:
             return UserSettings(self.default_track_count, "match")
-        return UserSettings(int(row[0]), str(row[1]))
+        return UserSettings(int(row[0]), str(row[1]), str(row[2]) if row[2] is not None else None)
+
+    async def set_language(self, user_id: int, language: str | None) -> None:
+        """The ``/language`` choice (a language code), or None to follow the platform again."""
+        await self.db.execute(
+            "INSERT INTO user_settings (user_id, track_count, language) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, "
+            "updated_at = CURRENT_TIMESTAMP",
+            user_id,
+            self.default_track_count,
+            language,
+        )
+
+    async def user_language(self, user_id: int) -> UserLanguage:
+        """The user's ``/language`` choice and the language their platform last reported."""
+        row = await self.db.fetchrow(
+            "SELECT s.language, u.locale FROM users u LEFT JOIN user_settings s ON s.user_id = u.id "
+            "WHERE u.id = ?",
+            user_id,
+        )
+        return _user_language(row)
+
+    async def find_user_language(self, platform: str, external_id: str) -> UserLanguage:
+        """:meth:`user_language` of a platform's user, without creating them (empty if unknown)."""
+        row = await self.db.fetchrow(
+            "SELECT s.language, u.locale FROM users u LEFT JOIN user_settings s ON s.user_id = u.id "
+            "WHERE u.platform = ? AND u.external_id = ?",
+            platform,
+            str(external_id),
+        )
+        return _user_language(row)
 
     async def set_track_count(self, user_id: int, count: int) -> None:
         """Tracks per reply, 1..50 (the database refuses anything else)."""
@@ -1118,3 +1168,11 @@ class Store:
 def tracks_key(track_ids: Sequence[str]) -> str:
     """A short stable key for a list of track ids (sha256 hex)."""
     return hashlib.sha256(" ".join(track_ids).encode()).hexdigest()
+
+
+def _user_language(row: Sequence[Any] | None) -> UserLanguage:
+    if row is None:
+        return UserLanguage()
+    return UserLanguage(
+        str(row[0]) if row[0] is not None else None, str(row[1]) if row[1] is not None else None
+    )

@@ -37,9 +37,7 @@ def annotate(rgb: np.ndarray, faces: Sequence[FaceLine], quality: int = 85) -> b
         colour = COLOURS[i % len(COLOURS)]
         x1, y1, x2, y2 = (v * scale for v in face.box)
         draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
-        label = face.name or "unknown"
-        if face.emotion is not None and face.confidence is not None:
-            label += f" · {face.emotion} {face.confidence:.0%}"
+        label = face.label()
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         height = bottom - top + 2 * line
         ty = y1 - height if y1 - height >= 0 else y2

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import SVC
 
+from core.app.i18n import N_
 from core.errors import AmbiguousFace, FaceTooSmall, NoFace
 from core.vision.faces.detection import DetectedFace
 
@@ -127,7 +128,7 @@ def enrollment_face(faces: list[DetectedFace]) -> DetectedFace:
     similar size) or ``FaceTooSmall``.
     """
     if not faces:
-        raise NoFace("I could not find a face in that photo. Try a well-lit selfie, face to the camera.")
+        raise NoFace()
     dominant = max(faces, key=lambda f: f.side)
     rivals = [
         f
@@ -138,12 +139,16 @@ def enrollment_face(faces: list[DetectedFace]) -> DetectedFace:
     ]
     if rivals:
         raise AmbiguousFace(
-            f"I see {len(rivals) + 1} faces of similar size. To enrol, send a selfie with only you "
-            "in front (people far behind you are fine)."
+            N_(
+                "I see {count} faces of similar size. To enrol, send a selfie with only you "
+                "in front (people far behind you are fine)."
+            ),
+            count=len(rivals) + 1,
         )
     if dominant.side < MIN_ENROLL_SIDE:
         raise FaceTooSmall(
-            f"Your face is only {dominant.side:.0f} pixels wide; move closer to the camera "
-            f"(at least {MIN_ENROLL_SIDE} px)."
+            N_("Your face is only {side:.0f} pixels wide; move closer to the camera (at least {limit} px)."),
+            side=dominant.side,
+            limit=MIN_ENROLL_SIDE,
         )
     return dominant

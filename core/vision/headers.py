@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.app.i18n import N_, Message
 from core.errors import NotAnImage, TooComplex, TruncatedImage, UnsupportedFormat
 
 ACCEPTED = ("JPEG", "PNG", "WEBP", "GIF")
@@ -51,17 +52,18 @@ _JPEG_MARKER = re.compile(rb"\xff([\x01-\xfe])")
 _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff([\x01-\xcf\xd8-\xfe])")
 """The first marker after entropy-coded data: 0xFF00 is a stuffed byte and 0xFFD0-D7 restarts."""
 _SOF_ACCEPTED = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
+_LOSSLESS, _HIERARCHICAL, _ARITHMETIC = N_("lossless"), N_("hierarchical"), N_("arithmetic-coded")
 _SOF_OTHER = {
-    0xC3: "lossless",
-    0xC5: "hierarchical",
-    0xC6: "hierarchical",
-    0xC7: "hierarchical",
-    0xC9: "arithmetic-coded",
-    0xCA: "arithmetic-coded",
-    0xCB: "arithmetic-coded",
-    0xCD: "arithmetic-coded",
-    0xCE: "arithmetic-coded",
-    0xCF: "arithmetic-coded",
+    0xC3: _LOSSLESS,
+    0xC5: _HIERARCHICAL,
+    0xC6: _HIERARCHICAL,
+    0xC7: _HIERARCHICAL,
+    0xC9: _ARITHMETIC,
+    0xCA: _ARITHMETIC,
+    0xCB: _ARITHMETIC,
+    0xCD: _ARITHMETIC,
+    0xCE: _ARITHMETIC,
+    0xCF: _ARITHMETIC,
 }
 _OTHER_FORMATS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"II*\x00", "TIFF"),
@@ -138,26 +140,38 @@ def _not_ours(data: bytes) -> NotAnImage:
         return _unsupported("PNM (PPM, PGM)")
     if stripped.startswith((b"<svg", b"<?xml")):
         return _unsupported("SVG")
-    return NotAnImage("That file is not a photo I can read (JPEG, PNG, WebP or GIF).")
+    return NotAnImage(N_("That file is not a photo I can read (JPEG, PNG, WebP or GIF)."))
 
 
 def _unsupported(name: str) -> UnsupportedFormat:
-    return UnsupportedFormat(f"That file is in {name} format; I can read JPEG, PNG, WebP and GIF photos.")
+    return UnsupportedFormat(
+        N_("That file is in {format} format; I can read JPEG, PNG, WebP and GIF photos."), format=name
+    )
 
 
 def check_scans(header: Header) -> None:
     """Refuse a JPEG whose scans x pixels exceed :data:`MAX_SCAN_PIXELS` (check its size first)."""
     if header.scans * header.pixels > MAX_SCAN_PIXELS:
         raise _too_complex(
-            f"{header.scans} progressive JPEG scans of {header.pixels / 1e6:.0f} megapixels; "
-            f"I decode up to {MAX_SCAN_PIXELS // 1_000_000} million scan-pixels"
+            Message(
+                N_(
+                    "{scans} progressive JPEG scans of {megapixels:.0f} megapixels; "
+                    "I decode up to {limit} million scan-pixels"
+                ),
+                scans=header.scans,
+                megapixels=header.pixels / 1e6,
+                limit=MAX_SCAN_PIXELS // 1_000_000,
+            )
         )
 
 
-def _too_complex(what: str) -> TooComplex:
+def _too_complex(what: Message) -> TooComplex:
     return TooComplex(
-        f"That image is built in an unusual way ({what}), so I won't decode it; "
-        "please save it again as an ordinary JPEG or PNG."
+        N_(
+            "That image is built in an unusual way ({what}), so I won't decode it; "
+            "please save it again as an ordinary JPEG or PNG."
+        ),
+        what=what,
     )
 
 
@@ -172,7 +186,9 @@ def _jpeg(data: bytes) -> Header:
         else:  # segments follow each other, after at most MAX_JPEG_GAP junk or fill bytes
             marker = _JPEG_MARKER.search(data, pos, pos + MAX_JPEG_GAP + 2)
             if marker is None and size - pos > MAX_JPEG_GAP + 2:
-                raise _too_complex(f"over {MAX_JPEG_GAP} junk or fill bytes between JPEG segments")
+                raise _too_complex(
+                    Message(N_("over {count} junk or fill bytes between JPEG segments"), count=MAX_JPEG_GAP)
+                )
         if marker is None:
             break  # the file ends: truncated, or trailing data; Pillow reports what matters
         code = marker[1][0]
@@ -183,51 +199,56 @@ def _jpeg(data: bytes) -> Header:
             continue
         segments += 1
         if segments > MAX_JPEG_SEGMENTS:
-            raise _too_complex(f"more than {MAX_JPEG_SEGMENTS} JPEG segments")
+            raise _too_complex(Message(N_("more than {count} JPEG segments"), count=MAX_JPEG_SEGMENTS))
         if pos + 2 > size:
             break
         length = int.from_bytes(data[pos : pos + 2], "big")
         if length < 2:
-            raise TruncatedImage("That photo is damaged (a JPEG segment of length 0); please send it again.")
+            raise TruncatedImage(
+                N_("That photo is damaged (a JPEG segment of length 0); please send it again.")
+            )
         body = data[pos + 2 : pos + length]
         pos += length
         if 0xC0 <= code <= 0xCF and code not in (0xC4, 0xC8, 0xCC) and frame is None:
             if code not in _SOF_ACCEPTED:
                 raise UnsupportedFormat(
-                    f"That JPEG is {_SOF_OTHER.get(code, 'of a rare kind')}, which I can't read; "
-                    "please send an ordinary JPEG or PNG."
+                    N_("That JPEG is {kind}, which I can't read; please send an ordinary JPEG or PNG."),
+                    kind=Message(_SOF_OTHER.get(code, N_("of a rare kind"))),
                 )
             if len(body) < 6:
                 break
             precision = body[0]
             if precision != 8:
                 raise UnsupportedFormat(
-                    f"That JPEG has {precision}-bit samples, which I can't read; "
-                    "please send an ordinary JPEG or PNG."
+                    N_(
+                        "That JPEG has {bits}-bit samples, which I can't read; "
+                        "please send an ordinary JPEG or PNG."
+                    ),
+                    bits=precision,
                 )
             frame = (code, precision, int.from_bytes(body[3:5], "big"), int.from_bytes(body[1:3], "big"))
         elif code == 0xDA:
             if frame is None:
-                raise NotAnImage("That file is not a photo I can read (a JPEG scan before its size).")
+                raise NotAnImage(N_("That file is not a photo I can read (a JPEG scan before its size)."))
             scans += 1
             if scans > MAX_SCANS:
-                raise _too_complex(f"more than {MAX_SCANS} progressive JPEG scans")
+                raise _too_complex(Message(N_("more than {count} progressive JPEG scans"), count=MAX_SCANS))
     if frame is None:
-        raise TruncatedImage("That photo is cut off or damaged (no JPEG size); please send it again.")
+        raise TruncatedImage(N_("That photo is cut off or damaged (no JPEG size); please send it again."))
     _, _, width, height = frame
     return Header("JPEG", width, height, max(scans, 1))
 
 
 def _png(data: bytes) -> Header:
     if len(data) < 33 or data[12:16] != b"IHDR":
-        raise TruncatedImage("That photo is cut off or damaged (no PNG header); please send it again.")
+        raise TruncatedImage(N_("That photo is cut off or damaged (no PNG header); please send it again."))
     width = int.from_bytes(data[16:20], "big")
     height = int.from_bytes(data[20:24], "big")
     pos, chunks = 8, 0
     while pos + 8 <= len(data):
         chunks += 1
         if chunks > MAX_PNG_CHUNKS:
-            raise _too_complex(f"more than {MAX_PNG_CHUNKS} PNG chunks")
+            raise _too_complex(Message(N_("more than {count} PNG chunks"), count=MAX_PNG_CHUNKS))
         length = int.from_bytes(data[pos : pos + 4], "big")
         if data[pos + 4 : pos + 8] == b"IEND":
             break
@@ -239,9 +260,9 @@ def _gif(data: bytes) -> Header:
     flags = data[10] if len(data) > 10 else 0
     first_block = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the colour table
     if len(data) <= first_block:
-        raise TruncatedImage("That photo is cut off or damaged (no GIF header); please send it again.")
+        raise TruncatedImage(N_("That photo is cut off or damaged (no GIF header); please send it again."))
     if data[first_block] not in (0x21, 0x2C, 0x3B):  # extension, image, trailer
-        raise NotAnImage("That file is not a photo I can read (it starts like a GIF but is not one).")
+        raise NotAnImage(N_("That file is not a photo I can read (it starts like a GIF but is not one)."))
     return Header("GIF", int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little"))
 
 
@@ -257,7 +278,7 @@ def _webp(data: bytes) -> Header:
         width = int.from_bytes(payload[6:8], "little") & 0x3FFF
         height = int.from_bytes(payload[8:10], "little") & 0x3FFF
     elif len(data) < 40:
-        raise TruncatedImage("That photo is cut off or damaged (no WebP header); please send it again.")
+        raise TruncatedImage(N_("That photo is cut off or damaged (no WebP header); please send it again."))
     else:
-        raise NotAnImage("That file is not a photo I can read (a WebP without a picture).")
+        raise NotAnImage(N_("That file is not a photo I can read (a WebP without a picture)."))
     return Header("WEBP", width, height)

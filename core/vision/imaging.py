@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from core.app.i18n import N_
 from core.errors import (
     BadAspectRatio,
     BadImage,
@@ -45,6 +46,8 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 MAX_BYTES = 20 * 1024 * 1024
 """Largest accepted file, bytes (20 MB, the Telegram bot download limit)."""
+TOO_BIG = N_("That file is {size:.1f} MB; I can take photos up to {limit} MB.")
+"""The refusal of a file over :data:`MAX_BYTES` (``size`` in MB, ``limit`` in MB)."""
 MAX_PIXELS = 40_000_000
 """Largest accepted image, pixels (40 megapixels)."""
 MIN_SIDE = 64
@@ -82,11 +85,9 @@ def decode_image(data: bytes, min_side: int = MIN_SIDE) -> np.ndarray:
     or segments, PNG chunks), ``TruncatedImage`` (cut off or damaged).
     """
     if not data:
-        raise NotAnImage("That file is empty, not a photo.")
+        raise NotAnImage(N_("That file is empty, not a photo."))
     if len(data) > MAX_BYTES:
-        raise FileTooLarge(
-            f"That file is {len(data) / 1e6:.1f} MB; I can take photos up to {MAX_BYTES // 2**20} MB."
-        )
+        raise FileTooLarge(TOO_BIG, size=len(data) / 1e6, limit=MAX_BYTES // 2**20)
     header = read_header(data)
     check_size(header.width, header.height, min_side)
     check_scans(header)
@@ -102,17 +103,18 @@ def decode_image(data: bytes, min_side: int = MIN_SIDE) -> np.ndarray:
             del img
     except Image.DecompressionBombError:
         raise TooManyPixels(
-            f"That image is bigger than it says; I can take up to {MAX_PIXELS // 1_000_000} megapixels."
+            N_("That image is bigger than it says; I can take up to {limit} megapixels."),
+            limit=MAX_PIXELS // 1_000_000,
         ) from None
     except (BadImage, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - after the header checks, any failure is a damaged file
         # Pillow's plugins raise OSError, SyntaxError, ValueError, EOFError, struct.error, ...
         log.debug("decode failed: %r", exc)
+        if "truncated" in str(exc).lower() or isinstance(exc, (OSError, EOFError, SyntaxError)):
+            raise TruncatedImage(N_("That photo is cut off or damaged; please send it again.")) from None
         raise TruncatedImage(
-            "That photo is cut off or damaged; please send it again."
-            if "truncated" in str(exc).lower() or isinstance(exc, (OSError, EOFError, SyntaxError))
-            else f"That photo is damaged ({exc.__class__.__name__}); please send it again."
+            N_("That photo is damaged ({error}); please send it again."), error=exc.__class__.__name__
         ) from None
     return rgb
 
@@ -121,17 +123,31 @@ def check_size(width: int, height: int, min_side: int = MIN_SIDE) -> None:
     """Refuse an image of ``width`` x ``height`` pixels that is too big, too small or too thin."""
     if width * height > MAX_PIXELS:
         raise TooManyPixels(
-            f"That image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
-            f"I can take up to {MAX_PIXELS // 1_000_000} megapixels."
+            N_(
+                "That image is {width}x{height} ({megapixels:.0f} megapixels); "
+                "I can take up to {limit} megapixels."
+            ),
+            width=width,
+            height=height,
+            megapixels=width * height / 1e6,
+            limit=MAX_PIXELS // 1_000_000,
         )
     if min(width, height) < min_side:
         raise ImageTooSmall(
-            f"That image is only {width}x{height} pixels; send a photo at least {min_side} px a side."
+            N_("That image is only {width}x{height} pixels; send a photo at least {min_side} px a side."),
+            width=width,
+            height=height,
+            min_side=min_side,
         )
     if max(width, height) > MAX_ASPECT * min(width, height):
         raise BadAspectRatio(
-            f"That image is {width}x{height} pixels, too long and thin to look for faces in; "
-            f"send a photo no longer than {MAX_ASPECT:.0f} times its width."
+            N_(
+                "That image is {width}x{height} pixels, too long and thin to look for faces in; "
+                "send a photo no longer than {ratio:.0f} times its width."
+            ),
+            width=width,
+            height=height,
+            ratio=MAX_ASPECT,
         )
 
 
@@ -178,9 +194,7 @@ def read_image_file(path: Path, min_side: int = MIN_SIDE) -> np.ndarray:
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_BYTES:
-        raise FileTooLarge(
-            f"That file is {size / 1e6:.1f} MB; I can take photos up to {MAX_BYTES // 2**20} MB."
-        )
+        raise FileTooLarge(TOO_BIG, size=size / 1e6, limit=MAX_BYTES // 2**20)
     with path.open("rb") as file:
         data = file.read(MAX_BYTES + 1)  # never more, whatever the file grew to since stat()
     return decode_image(data, min_side)

@@ -122,10 +122,7 @@ class Recognizer:
                 log.info(
                     "enrol refused: user %s too close to user %s (%.3f)", user_id, other, similarity.max()
                 )
-                raise FaceBelongsToOther(
-                    "That face is already enrolled here as someone else, so I can't enrol it "
-                    "for you. If it really is you, ask them to /forget first."
-                )
+                raise FaceBelongsToOther()
 
         return await self.store.add_embeddings(
             user_id, chat_id, self.model_id, np.asarray(embedding)[None], check=refuse_if_someone_else

@@ -77,7 +77,7 @@ class InferenceWorker:
         if self._queue.qsize() >= self.max_queued or (
             self.queued_pixels and self.queued_pixels + pixels > self.max_queued_pixels
         ):
-            raise Busy("I'm busy with a lot of photos right now; please try again in a minute.")
+            raise Busy()
         future: asyncio.Future[list[FaceAnalysis]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(rgb, faces, future))
         self.queued_pixels += pixels
