@@ -151,10 +151,20 @@ def render_html(reply: Reply, with_faces: bool = True) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def face_lines(reply: Reply) -> str:
-    """The reply's faces, one escaped line each (``• Ann looks happy (87%)``), in the reply's language."""
+def face_lines(reply: Reply, escape: bool = True) -> str:
+    """The reply's faces, one line each (``• Ann looks happy (87%)``), in the reply's language,
+    escaped for HTML unless ``escape`` is False."""
     with reply.speaking():
-        return "\n".join(f"• {_text(face.describe())}" for face in reply.faces)
+        return "\n".join(f"• {_text(f.describe()) if escape else f.describe()}" for f in reply.faces)
+
+
+def caption(plain: str, limit: int = CAPTION_LIMIT) -> str:
+    """A photo caption as HTML: ``plain`` cut to Telegram's limit (which counts the text as shown, not
+    the markup) before it is escaped, so an escape such as ``&amp;`` is never cut in half."""
+    plain = plain.strip()
+    if len(plain) > limit:
+        plain = plain[: limit - 1] + "…"
+    return _text(plain)
 
 
 def menu_commands(language: str) -> list[BotCommand]:
@@ -424,10 +434,10 @@ class TelegramAdapter:
         no_preview = LinkPreviewOptions(is_disabled=True)
         body = render_html(reply, with_faces=reply.photo is None)
         if reply.photo is not None:
-            caption = f"{_text(reply.text)}\n\n{face_lines(reply)}".strip()[:CAPTION_LIMIT]
+            text = caption(f"{reply.text}\n\n{face_lines(reply, escape=False)}")
             photo = reply.photo
             await self._deliver(
-                lambda: message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, do_quote=False)
+                lambda: message.reply_photo(photo, caption=text, parse_mode=ParseMode.HTML, do_quote=False)
             )
             body = render_html(replace(reply, text="", faces=(), photo=None)) or ""
             if not body and markup is None:
@@ -452,12 +462,12 @@ class TelegramAdapter:
         if user is None:
             return False
         if direct.photo is not None:  # e.g. the /history chart asked for in a group
-            photo, caption = direct.photo, render_html(direct)[:CAPTION_LIMIT]
+            photo, text = direct.photo, caption(direct.text)
             sent = await self._deliver(
                 lambda: self.app.bot.send_photo(
                     user.id,
                     photo,
-                    caption=caption,
+                    caption=text,
                     parse_mode=ParseMode.HTML,
                     reply_markup=keyboard(direct),
                 )

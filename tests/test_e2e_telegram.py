@@ -364,3 +364,15 @@ async def test_mood_journal_history_chart_and_not_this_one(harness: Harness) -> 
     assert user is not None and await harness.service.store.feedback_tracks(user, "nope") == {gone}
     _, again = await harness.photo(zoe, None, sorted((lfw / "Colin_Powell").iterdir())[0])
     assert track_count(again) == 10 and gone not in (again.text or "")
+
+
+def test_a_long_caption_is_cut_as_text_never_inside_an_escape() -> None:
+    """Telegram counts a caption's shown text (limit 1024), not its markup: cutting the escaped HTML
+    could split ``&amp;`` and make Telegram refuse the photo."""
+    from bot.telegram_bot import CAPTION_LIMIT, caption
+
+    shown = "Tom & Jerry " * 200
+    cut = caption(shown)
+    assert html.unescape(cut).endswith("…") and len(html.unescape(cut)) == CAPTION_LIMIT
+    assert cut.count("&amp;") == html.unescape(cut).count("&")  # every escape whole
+    assert caption("a < b") == "a &lt; b"
