@@ -72,7 +72,7 @@ class Cluster:
             found = re.search(r"worker started index=(\d+) pid=(\d+)", line)
             if found:
                 pids[int(found.group(1))] = int(found.group(2))
-        return pids
+        return pids or {0: self.supervisor.pid}  # one worker runs in the started process itself
 
 
 async def _pump(stream: asyncio.StreamReader, log: list[str]) -> None:
