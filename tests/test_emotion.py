@@ -299,7 +299,13 @@ def test_emotion_cli_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert abs(sum(lines[0]["scores"].values()) - 1) < 1e-3
     assert lines[3]["code"] == "not_an_image" and lines[4]["code"] == "file_not_found"
 
-    status = main(["emotion", "--json", str(data_path("photos", "multiface.jpg"))])
-    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert status == 0 and len(record["faces"]) == 6
+    strip = tmp_path / "strip.png"  # 250 x 40000: refused with a typed error, and the next file is read
+    from PIL import Image
+
+    Image.new("RGB", (250, 40_000), "white").save(strip)
+    photo = str(data_path("photos", "multiface.jpg"))
+    status = main(["emotion", "--json", str(strip), photo])
+    refused, record = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 1 and refused["code"] == "bad_aspect_ratio"
+    assert len(record["faces"]) == 6 and record["faces_found"] == 6
     assert {"box", "label", "scores"} == set(record["faces"][0])

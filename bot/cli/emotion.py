@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from core.vision.imaging import MIN_SIDE, read_image_file
 DEFAULT_DATA = Path("../shared/data/fer2013")
 TTA_MODES = ("none", "flip", "tencrop")
 """``core.vision.emotion.classifier.TTA_MODES``, spelt out so that the CLI starts without torch."""
+
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,20 +98,23 @@ def _emotion(args: argparse.Namespace) -> int:
                 }
                 text = f"{path}: {record['label']} {record['scores'][record['label']]:.0%}"
             else:
-                faces = detector.detect(rgb)
-                if not faces:
+                found = detector.detect(rgb)
+                if not found:
                     raise NoFace("no face found")
+                faces = found[: settings.max_faces]  # the largest first, as the chat reads them
                 probs = classifier.probabilities(np.stack([emotion_crop(rgb, f) for f in faces]))
                 entries = [
                     {"box": f.rounded_box(), **_scores(p, classifier.classes)}
                     for f, p in zip(faces, probs, strict=True)
                 ]
-                record = {"file": str(path), "faces": entries}
+                record = {"file": str(path), "faces": entries, "faces_found": len(found)}
                 text = f"{path}: " + "; ".join(
                     f"{e['label']} {e['scores'][e['label']]:.0%} at {e['box']}" for e in entries
                 )
-        except (MoodtunesError, FileNotFoundError) as exc:
+        except Exception as exc:
             failures += 1
+            if not isinstance(exc, MoodtunesError | FileNotFoundError):
+                log.error("unexpected failure on %s", path, exc_info=exc)
             emit(error_record(str(path), exc), args.json, "")
             continue
         emit(record, args.json, text)
