@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import signal
 import socket
@@ -173,3 +174,94 @@ async def test_telegram_webhook_mode(tmp_path: Path, pipeline: FaceAnalyzer, cac
             await server.close()
             await adapter.stop()
             await service.close()
+
+
+class Chat:
+    """One Telegram user talking to a running ``moodtunes run`` through the fake."""
+
+    def __init__(self, telegram: FakeTelegram, user: TgUser) -> None:
+        self.telegram, self.user = telegram, user
+
+    async def say(self, text: str, replies: int = 1) -> list[BotCall]:
+        before = len(sent(self.telegram, self.user))
+        self.telegram.send_text(self.user, None, text)
+        return await self._wait(before, replies)
+
+    async def photo(self, path: Path, replies: int = 2) -> list[BotCall]:
+        before = len(sent(self.telegram, self.user))
+        self.telegram.send_photo(self.user, None, path.read_bytes())
+        return await self._wait(before, replies)
+
+    async def press(self, message: BotCall, label: str, replies: int = 1) -> list[BotCall]:
+        before = len(sent(self.telegram, self.user))
+        data = next(str(b["callback_data"]) for b in message.buttons if b["text"].startswith(label))
+        self.telegram.press_button(self.user, message, data)
+        return await self._wait(before, replies)
+
+    async def _wait(self, before: int, replies: int) -> list[BotCall]:
+        await self.telegram.wait_for_messages(self.user, before + replies, WAIT)
+        return sent(self.telegram, self.user)[before : before + replies]
+
+
+async def test_old_buttons_and_a_begun_enrolment_work_after_a_restart(
+    tmp_path: Path, cache_dir: Path, fake_spotify: FakeSpotify
+) -> None:
+    """A photo reply, then ``moodtunes run`` stopped and started again: "More tracks", "Lift my mood" and
+    "Make a Spotify playlist" pressed on the old reply all work, and an /enroll begun before the
+    restart finishes after it."""
+    port = free_port()
+    lfw = data_path("faces", "lfw10")
+    async with FakeTelegram() as telegram:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MOODTUNES_")},
+            **fake_spotify.env(redirect_uri=f"http://127.0.0.1:{port}/spotify/callback"),
+            "MOODTUNES_DB": str(tmp_path / "run.sqlite3"),
+            "MOODTUNES_CACHE_DIR": str(cache_dir),
+            "MOODTUNES_CATALOG": str(data_path("spotify", "tracks.csv")),
+            "MOODTUNES_TELEGRAM_TOKEN": telegram.token,
+            "MOODTUNES_TELEGRAM_API_URL": telegram.base_url,
+            "PYTHONPATH": str(ROOT),
+        }
+
+        async def started() -> asyncio.subprocess.Process:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert proc.stderr is not None
+            await read_until(proc.stderr, "moodtunes running", [], WAIT)
+            return proc
+
+        async def stopped(proc: asyncio.subprocess.Process) -> None:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), WAIT) == 0
+
+        ann = Chat(telegram, telegram.add_user("Ann"))
+        bob = Chat(telegram, telegram.add_user("Bob"))
+        first = await started()
+        try:
+            (link,) = await ann.say("/linkspotify")
+            url = next(u for u in html.unescape(link.text or "").split() if u.startswith("http"))
+            fake_spotify.add_user("ann-spotify", "Ann S")
+            (question,) = await ann.say(await fake_spotify.authorize(url.rstrip(".,)"), "ann-spotify"))
+            (linked,) = await ann.press(question, "Yes")
+            assert "linked" in (linked.text or "").lower()
+            _, songs = await ann.photo(sorted((lfw / "Colin_Powell").iterdir())[0])
+            (consent,) = await bob.say("/enroll")
+            (ask,) = await bob.press(consent, "Yes")
+            assert "selfie" in (ask.text or "")
+        finally:
+            await stopped(first)
+        second = await started()
+        try:
+            (more,) = await ann.press(songs, "More tracks")
+            assert "More songs" in (more.text or "") and "open.spotify.com/track/" in (more.text or "")
+            (lifted,) = await ann.press(songs, "Lift my mood")
+            assert "open.spotify.com/track/" in (lifted.text or "")
+            (playlist,) = await ann.press(songs, "Make a Spotify playlist")
+            assert "open.spotify.com/playlist/" in (playlist.text or "")
+            assert len(fake_spotify.playlists) == 1
+            (enrolled,) = await bob.photo(sorted((lfw / "Tony_Blair").iterdir())[0], replies=1)
+            assert "recognise you" in (enrolled.text or "")
+        finally:
+            await stopped(second)
