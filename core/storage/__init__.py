@@ -1,6 +1,6 @@
 """Persistence: one :class:`Store` of SQL over SQLite or PostgreSQL, and their migrations."""
 
-from core.storage.store import (
+from core.storage.rows import (
     Conversation,
     Deleted,
     GalleryRows,
@@ -8,13 +8,12 @@ from core.storage.store import (
     JournalState,
     PlaylistClaim,
     ResultRow,
-    Store,
     TasteRow,
     UpdateClaim,
     UserLanguage,
     UserSettings,
-    open_store,
 )
+from core.storage.store import Store, open_store
 
 __all__ = [
     "Conversation",
