@@ -9,6 +9,7 @@ catalog is available); say how to chat with the bot in the terminal.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ async def _demo(settings: Settings, db: Path | None) -> int:
             recognizer = app.service.recognizer
             print(f"  models loaded in {time.perf_counter() - t0:.1f} s ({recognizer.model_id})")
             status = await _faces(app.service, recognizer, read_image_file(photo))
-    print("Try the bot in your terminal: moodtunes chat")
+    print(f"Try the bot in your terminal: {_command()} chat")
     return status
 
 
@@ -100,6 +101,12 @@ async def _faces(service: MoodtunesService, recognizer: Recognizer, rgb: np.ndar
     emotion = analyses[0].emotion.label if analyses[0].emotion else "neutral"
     _demo_music(service.settings, emotion)
     return status
+
+
+def _command() -> str:
+    """How the user started this program (``.venv/bin/moodtunes`` from ``make demo``), else ``moodtunes``."""
+    started = sys.argv[0] if sys.argv else ""
+    return started if Path(started).name == "moodtunes" else "moodtunes"
 
 
 def _demo_music(settings: Settings, emotion: str) -> None:
