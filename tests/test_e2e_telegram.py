@@ -9,62 +9,22 @@ import io
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from PIL import Image
 
-from bot.telegram_bot import TelegramAdapter
 from core.app import texts
-from core.app.service import MoodtunesService
 from core.vision.analyzer import FaceAnalyzer
 from core.vision.imaging import read_image_file
 from tests.conftest import data_path
 from tests.fakes.spotify import FakeSpotify
-from tests.fakes.telegram import ANONYMOUS_ADMIN, CHANNEL_BOT, BotCall, FakeTelegram, TgChat, TgUser
-from tests.service_fixtures import make_service
+from tests.fakes.telegram import ANONYMOUS_ADMIN, CHANNEL_BOT, BotCall, TgChat
+from tests.telegram_harness import WAIT, Harness, running_harness
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-WAIT = 60.0  # generous: the CI machine is shared and has 2 cores
 TRACK_LINK = re.compile(r'<a href="https://open\.spotify\.com/track/[0-9A-Za-z]{22}">')
-
-
-@dataclass
-class Harness:
-    fake: FakeTelegram
-    service: MoodtunesService
-    adapter: TelegramAdapter
-    spotify: FakeSpotify
-
-    async def say(self, user: TgUser, chat: TgChat | None, text: str, replies: int = 1) -> list[BotCall]:
-        """``user`` writes ``text``; wait for ``replies`` new bot messages in that chat and return them."""
-        where = chat or self.fake.private_chat(user)
-        before = len(self._messages(where))
-        self.fake.send_text(user, chat, text)
-        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
-
-    async def photo(self, user: TgUser, chat: TgChat | None, path: Path, replies: int = 2) -> list[BotCall]:
-        """``user`` sends a photo; wait for ``replies`` new bot messages (photo + songs by default)."""
-        where = chat or self.fake.private_chat(user)
-        before = len(self._messages(where))
-        self.fake.send_photo(user, chat, path.read_bytes())
-        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
-
-    async def press(self, user: TgUser, message: BotCall, data: str, replies: int = 1) -> list[BotCall]:
-        """``user`` presses a button; wait for the query answer and ``replies`` new messages."""
-        where = self.fake.private_chat(user) if message.chat_id == user.id else message.chat_id
-        assert where is not None
-        before = len(self._messages(where))
-        query = self.fake.press_button(user, message, data)
-        await self.fake.wait_for_answer(query, WAIT)
-        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
-
-    def _messages(self, chat: TgChat | int) -> list[BotCall]:
-        return [
-            c for c in self.fake.sent_to(chat) if c.method in ("sendMessage", "sendPhoto", "sendDocument")
-        ]
 
 
 def button(message: BotCall, label_start: str) -> str:
@@ -83,23 +43,8 @@ def track_count(message: BotCall) -> int:
 async def harness(
     tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path, fake_spotify: FakeSpotify
 ) -> AsyncIterator[Harness]:
-    async with FakeTelegram() as fake:
-        service = await make_service(
-            tmp_path,
-            pipeline,
-            cache_dir,
-            fake_spotify,
-            telegram_token=fake.token,
-            telegram_api_url=fake.base_url,
-            rate_limit_photos=100,
-        )
-        adapter = TelegramAdapter(service, service.settings)
-        await adapter.start()
-        try:
-            yield Harness(fake, service, adapter, fake_spotify)
-        finally:
-            await adapter.stop()
-            await service.close()
+    async with running_harness(tmp_path, pipeline, cache_dir, fake_spotify) as running:
+        yield running
 
 
 async def test_a_user_meets_the_bot(harness: Harness) -> None:

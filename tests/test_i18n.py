@@ -30,7 +30,6 @@ from pydantic import SecretStr
 
 from bot import discord_bot
 from bot.discord_bot import CommandTranslator, DiscordAdapter
-from bot.telegram_bot import TelegramAdapter
 from core.app import texts
 from core.app.commands import COMMANDS, fill, help_text
 from core.app.i18n import (
@@ -60,9 +59,10 @@ from core.vision.headers import read_header
 from tests.conftest import ROOT, data_path
 from tests.fakes.discord import DcUser, DiscordCall, FakeDiscord, SentInteraction
 from tests.fakes.spotify import FakeSpotify
-from tests.fakes.telegram import BotCall, FakeTelegram, TgChat, TgUser
+from tests.fakes.telegram import BotCall
 from tests.service_fixtures import make_service
 from tests.synthetic_catalog import write_synthetic_catalog
+from tests.telegram_harness import Harness, running_harness
 from tests.test_spotify_confirm import light_service, open_page
 
 OTHERS = [code for code in LANGUAGES if code != DEFAULT]
@@ -402,48 +402,12 @@ async def test_the_spotify_question_asked_from_the_callback_page_is_in_the_users
 # End to end on Telegram -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Telegram:
-    fake: FakeTelegram
-    service: MoodtunesService
-
-    async def say(self, user: TgUser, text: str, replies: int = 1) -> list[BotCall]:
-        where = self.fake.private_chat(user)
-        before = len(self.messages(where))
-        self.fake.send_text(user, None, text)
-        return (await self.fake.wait_for_messages(where, before + replies, WAIT))[before:]
-
-    async def photo(self, user: TgUser, path: Path) -> list[BotCall]:
-        where = self.fake.private_chat(user)
-        before = len(self.messages(where))
-        self.fake.send_photo(user, None, path.read_bytes())
-        return (await self.fake.wait_for_messages(where, before + 2, WAIT))[before:]
-
-    def messages(self, chat: TgChat) -> list[BotCall]:
-        return [c for c in self.fake.sent_to(chat) if c.method in ("sendMessage", "sendPhoto")]
-
-
 @pytest.fixture
 async def telegram(
     tmp_path: Path, pipeline: FaceAnalyzer, cache_dir: Path, fake_spotify: FakeSpotify
-) -> AsyncIterator[Telegram]:
-    async with FakeTelegram() as fake:
-        service = await make_service(
-            tmp_path,
-            pipeline,
-            cache_dir,
-            fake_spotify,
-            telegram_token=fake.token,
-            telegram_api_url=fake.base_url,
-            rate_limit_photos=100,
-        )
-        adapter = TelegramAdapter(service, service.settings)
-        await adapter.start()
-        try:
-            yield Telegram(fake, service)
-        finally:
-            await adapter.stop()
-            await service.close()
+) -> AsyncIterator[Harness]:
+    async with running_harness(tmp_path, pipeline, cache_dir, fake_spotify) as running:
+        yield running
 
 
 def spanish(message: str) -> str:
@@ -466,7 +430,7 @@ def mood_lines(service: MoodtunesService, language: str) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_telegram_answers_a_spanish_user_in_spanish_and_others_in_english(telegram: Telegram) -> None:
+async def test_telegram_answers_a_spanish_user_in_spanish_and_others_in_english(telegram: Harness) -> None:
     fake, lfw = telegram.fake, data_path("faces", "lfw10")
     powell = sorted((lfw / "Colin_Powell").iterdir())
 
@@ -482,13 +446,13 @@ async def test_telegram_answers_a_spanish_user_in_spanish_and_others_in_english(
     ann = fake.add_user("Ann", language_code="en")
     nobody = fake.add_user("Nadie", language_code=None)
 
-    (welcome,) = await telegram.say(lucia, "/start")
+    (welcome,) = await telegram.say(lucia, None, "/start")
     assert html.unescape(welcome.text or "") == spanish(texts.WELCOME)
-    (helped,) = await telegram.say(lucia, "/help")
+    (helped,) = await telegram.say(lucia, None, "/help")
     assert spanish(texts.HELP_INTRO) in (helped.text or "") and "/tracks [CANTIDAD]" in (helped.text or "")
     assert spanish(texts_of("forget")) in (helped.text or "")
 
-    photo, songs = await telegram.photo(lucia, powell[0])
+    photo, songs = await telegram.photo(lucia, None, powell[0])
     caption = photo.text or ""
     assert caption.startswith(spanish(texts.STRANGER)), caption
     assert re.search(r"Tu expresión: \w+ \(\d+%\)\.", caption), caption
@@ -501,29 +465,29 @@ async def test_telegram_answers_a_spanish_user_in_spanish_and_others_in_english(
     assert spanish(texts.BUTTON_PLAYLIST) in labels_of(songs)
 
     # In the same run, English for a user whose app is English, and for one whose app says nothing.
-    (hello,) = await telegram.say(ann, "/start")
+    (hello,) = await telegram.say(ann, None, "/start")
     assert html.unescape(hello.text or "") == texts.WELCOME
-    photo_en, songs_en = await telegram.photo(ann, powell[1])
+    photo_en, songs_en = await telegram.photo(ann, None, powell[1])
     assert (photo_en.text or "").startswith(texts.STRANGER)
     assert {texts.BUTTON_LIFT, texts.BUTTON_MORE} <= labels_of(songs_en)
     assert any(f"({line}):" in (songs_en.text or "") for line in mood_lines(telegram.service, "en"))
-    (plain,) = await telegram.say(nobody, "/start")
+    (plain,) = await telegram.say(nobody, None, "/start")
     assert html.unescape(plain.text or "") == texts.WELCOME
 
     # /language: the current one and the choices; en switches; auto follows the app again.
-    (which,) = await telegram.say(lucia, "/language")
+    (which,) = await telegram.say(lucia, None, "/language")
     assert "español" in (which.text or "") and "/language en (English)" in (which.text or "")
-    (switched,) = await telegram.say(lucia, "/language en")
+    (switched,) = await telegram.say(lucia, None, "/language en")
     assert switched.text == "Done: from now on I'll talk to you in English."
-    (english,) = await telegram.say(lucia, "/start")
+    (english,) = await telegram.say(lucia, None, "/start")
     assert html.unescape(english.text or "") == texts.WELCOME
-    (auto,) = await telegram.say(lucia, "/language auto")
+    (auto,) = await telegram.say(lucia, None, "/language auto")
     assert auto.text == "Hecho: volveré a seguir el idioma de tu app (español por ahora)."
-    (bad,) = await telegram.say(lucia, "/language fr")
+    (bad,) = await telegram.say(lucia, None, "/language fr")
     assert (bad.text or "").startswith("Uso: /language [en|es|auto]")
-    (chosen,) = await telegram.say(ann, "/language es")  # an English app, Spanish chosen
+    (chosen,) = await telegram.say(ann, None, "/language es")  # an English app, Spanish chosen
     assert chosen.text == "Hecho: a partir de ahora te hablaré en español."
-    (unknown,) = await telegram.say(ann, "/dance")
+    (unknown,) = await telegram.say(ann, None, "/dance")
     assert unknown.text == "No conozco /dance. Envía /help para ver lo que puedo hacer."
 
 
