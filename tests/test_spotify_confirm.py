@@ -26,7 +26,7 @@ from core.app import texts
 from core.app.people import Person, Place
 from core.app.replies import Action, Reply
 from core.app.service import MoodtunesService
-from core.spotify import SpotifyService
+from core.spotify import SpotifyLinkRefused, SpotifyService
 from core.spotify.callback_server import CallbackServer
 from core.storage import Store, open_store
 from core.vision.analyzer import LazyAnalyzer
@@ -147,7 +147,8 @@ async def test_yes_links_the_named_account(bot: Bot, fake_spotify: FakeSpotify) 
     assert await bot.service.spotify.linked_name(ann) == "Alice A."
     assert await bot.store.spotify_count_pending() == 0
     again = await bot.service.press(ANN, ANN_CHAT, button(question, Action.SPOTIFY_YES))
-    assert again.error  # a question is answered once
+    assert again.text == yes.text  # pressed (or delivered) again: the same answer, nothing else changes
+    assert await bot.service.spotify.linked_name(ann) == "Alice A."
 
 
 async def test_the_callback_page_asks_in_the_chat_and_yes_links(bot: Bot, fake_spotify: FakeSpotify) -> None:
@@ -226,3 +227,20 @@ async def _reply(console: ConsoleChat, line: str) -> Reply:
     reply = await console.handle(line)
     assert reply is not None
     return reply
+
+
+async def test_a_redelivered_paste_is_asked_again_not_refused(
+    fake_spotify: FakeSpotify, spotify_service: SpotifyService, spotify_store: Store
+) -> None:
+    """A worker authorised a pasted address and died before asking; Telegram delivers the same message
+    again: its state is used up, but the same request gets the same account with a fresh question."""
+    user = await spotify_store.ensure_user("telegram", "1", "Ann")
+    pasted = await fake_spotify.authorize(await spotify_service.start_link(user), user="alice")
+    first = await spotify_service.finish_link(user, pasted, "telegram:41")
+    again = await spotify_service.finish_link(user, pasted, "telegram:41")
+    assert (again.display_name, again.spotify_id) == (first.display_name, first.spotify_id)
+    assert again.confirm != first.confirm  # the first question never reached the user
+    with pytest.raises(SpotifyLinkRefused):  # another request with the used state is still refused
+        await spotify_service.finish_link(user, pasted, "telegram:42")
+    assert await spotify_service.confirm_link(user, again.confirm) == first.display_name
+    assert await spotify_service.is_linked(user)

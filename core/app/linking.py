@@ -21,6 +21,7 @@ from core.app import texts
 from core.app.i18n import DEFAULT, _, speaking
 from core.app.people import Person, Place
 from core.app.replies import Action, Button, Reply
+from core.app.requests import current_request
 from core.errors import MoodtunesError
 from core.spotify import PendingLink, SpotifyNotConfigured, SpotifyService
 from core.spotify.service import CONFIRM_TTL_S, UNNAMED
@@ -108,7 +109,7 @@ class SpotifyLinking:
         if ("code=" not in text and "error=" not in text) or "state=" not in text:
             return None
         try:
-            pending = await self.spotify.finish_link(user, text)
+            pending = await self.spotify.finish_link(user, text, current_request())
         except MoodtunesError as exc:
             return Reply(exc.localized(), error=True)
         return confirm_question(pending)
@@ -121,7 +122,10 @@ class SpotifyLinking:
         try:
             name = await self.spotify.confirm_link(user, token)
         except MoodtunesError as exc:
-            return Reply(exc.localized(), error=True, closes_question=True)
+            linked = await self.spotify.linked_name(user) if await self.spotify.is_linked(user) else None
+            if linked is None:
+                return Reply(exc.localized(), error=True, closes_question=True)
+            name = linked  # already linked (e.g. this Yes was delivered again after its answer was lost)
         return Reply(_(texts.SPOTIFY_LINKED).format(name=account_name(name)), closes_question=True)
 
     async def _ask(self, pending: PendingLink) -> None:

@@ -238,16 +238,34 @@ class SpotifyService:
         finally:
             session.close()
 
-    async def finish_link(self, user_id: int, pasted_url: str) -> PendingLink:
+    async def finish_link(self, user_id: int, pasted_url: str, request: str | None = None) -> PendingLink:
         """Authorise from the address the user was redirected to: the account, waiting for the user's
         confirmation (:meth:`confirm_link`); nothing is linked yet.
 
-        Raises SpotifyLinkRefused when the state is unknown, used, expired or belongs to another user
-        (the state is used up either way, and nothing is stored), SpotifyUserNotAllowed for accounts
-        not added to a development-mode app, SpotifyUnavailable when Spotify does not answer.
+        ``request`` names the chat request carrying the address: delivered again (its worker died
+        before asking), it gets the same account back with a fresh question instead of a refusal of
+        its used state. Raises SpotifyLinkRefused when the state is unknown, used, expired or belongs
+        to another user (the state is used up either way, and nothing is stored),
+        SpotifyUserNotAllowed for accounts not added to a development-mode app, SpotifyUnavailable when
+        Spotify does not answer.
         """
-        self._require_enabled()
-        return await self._finish(parse_redirect(pasted_url), expected_user=user_id)
+        cipher = self._require_enabled()
+        if request is not None:
+            confirm = new_state()
+            again = await self.store.spotify_reask_pending(
+                user_id, request, hash_state(confirm), self._clock()
+            )
+            if again is not None:
+                account = cipher.decrypt(again[0])
+                log.info("Spotify question asked again for a redelivered request of user %d", user_id)
+                return PendingLink(
+                    user_id,
+                    str(account.get("display_name") or ""),
+                    str(account.get("id") or ""),
+                    confirm,
+                    again[1],
+                )
+        return await self._finish(parse_redirect(pasted_url), expected_user=user_id, request=request)
 
     async def handle_callback(self, params: Mapping[str, str]) -> PendingLink:
         """Authorise from the redirect's query parameters (the callback server), then ask the user.
@@ -332,7 +350,9 @@ class SpotifyService:
         log.info("Spotify key rotation: reencrypted=%d unreadable=%d", done, unreadable)
         return Rotation(done, unreadable)
 
-    async def _finish(self, redirect: RedirectParams, expected_user: int | None) -> PendingLink:
+    async def _finish(
+        self, redirect: RedirectParams, expected_user: int | None, request: str | None = None
+    ) -> PendingLink:
         cipher = self._require_enabled()
         if not redirect.state:
             raise SpotifyLinkRefused(
@@ -377,6 +397,7 @@ class SpotifyService:
                 cipher.encrypt(token_info),
                 cipher.encrypt({"id": spotify_id, "display_name": name}),
                 expires_at,
+                request,
             )
         except UserGone:  # the user was deleted (/forget) while linking
             raise SpotifyLinkRefused(N_("Your data was deleted meanwhile, so nothing was linked.")) from None

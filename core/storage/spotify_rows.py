@@ -101,7 +101,13 @@ class SpotifyQueries(Queries):
         )
 
     async def spotify_add_pending(
-        self, confirm_hash: str, user_id: int, token: bytes, account: bytes, expires_at: float
+        self,
+        confirm_hash: str,
+        user_id: int,
+        token: bytes,
+        account: bytes,
+        expires_at: float,
+        request: str | None = None,
     ) -> None:
         """Keep an authorised account (encrypted) until its user answers the confirmation question,
         under the hash of the question's token; it replaces the user's earlier pending account.
@@ -112,16 +118,34 @@ class SpotifyQueries(Queries):
             if await tx.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is None:
                 raise UserGone("Your data was deleted meanwhile, so nothing was linked.")
             await tx.execute(
-                "INSERT INTO spotify_pending_links (confirm_hash, user_id, token, account, expires_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "INSERT INTO spotify_pending_links "
+                "(confirm_hash, user_id, token, account, expires_at, request) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET "
                 "confirm_hash = excluded.confirm_hash, token = excluded.token, "
-                "account = excluded.account, expires_at = excluded.expires_at",
+                "account = excluded.account, expires_at = excluded.expires_at, request = excluded.request",
                 confirm_hash,
                 user_id,
                 token,
                 account,
                 expires_at,
+                request,
             )
+
+    async def spotify_reask_pending(
+        self, user_id: int, request: str, confirm_hash: str, now: float
+    ) -> tuple[bytes, float] | None:
+        """The account a chat request already authorised (a redelivery of that request after a worker
+        died before asking): give its question a new token (the old one never reached the user) and
+        return ``(account, expires_at)``; None when this request authorised nothing still waiting."""
+        row = await self.db.fetchrow(
+            "UPDATE spotify_pending_links SET confirm_hash = ? "
+            "WHERE user_id = ? AND request = ? AND expires_at > ? RETURNING account, expires_at",
+            confirm_hash,
+            user_id,
+            request,
+            now,
+        )
+        return (bytes(row[0]), float(row[1])) if row is not None else None
 
     async def spotify_confirm_pending(self, confirm_hash: str, user_id: int, now: float) -> bytes | None:
         """The user said Yes: move their pending account to the linked tokens, in one transaction.

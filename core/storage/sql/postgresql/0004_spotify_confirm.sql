@@ -6,6 +6,7 @@ CREATE TABLE spotify_pending_links (
     user_id      BIGINT NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
     token        BYTEA NOT NULL,
     account      BYTEA NOT NULL,
-    expires_at   DOUBLE PRECISION NOT NULL
+    expires_at   DOUBLE PRECISION NOT NULL,
+    request      TEXT                        -- the chat request (a pasted address) that authorised it
 );
 CREATE INDEX spotify_pending_links_expiry ON spotify_pending_links (expires_at);

@@ -8,6 +8,7 @@ CREATE TABLE spotify_pending_links (
     user_id      INTEGER NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
     token        BLOB NOT NULL,              -- Fernet(JSON token_info)
     account      BLOB NOT NULL,              -- Fernet(JSON {"id", "display_name"})
-    expires_at   REAL NOT NULL               -- Unix time
+    expires_at   REAL NOT NULL,              -- Unix time
+    request      TEXT                        -- the chat request (a pasted address) that authorised it
 );
 CREATE INDEX spotify_pending_links_expiry ON spotify_pending_links (expires_at);
