@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.errors import AmbiguousFace, FaceBelongsToOther, FaceTooSmall, NoFace
-from core.storage import Store, open_store
+from core.storage import open_store
 from core.vision.analyzer import FaceAnalyzer
 from core.vision.faces import aligned_crop
 from core.vision.faces.embedding import standardise
@@ -100,7 +100,7 @@ async def test_open_set_five_enrolled_with_three_photos(
 
     In-sample for the match threshold, which was chosen on lfw10 (models/face_calibration.json has the
     out-of-sample figures, on celeb5)."""
-    store = await Store.open(tmp_path / "open.sqlite3")
+    store = await open_store(tmp_path / "open.sqlite3")
     worker = InferenceWorker(pipeline)
     recognizer = Recognizer(store, worker)
     chat = await store.ensure_chat("test", "lfw")

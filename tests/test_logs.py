@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -46,18 +45,13 @@ from core.vision.worker import InferenceWorker
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.spotify import FakeSpotify, fast_policy
 from tests.fakes.telegram import BotCall, FakeTelegram
+from tests.pg import free_port
 
 pytestmark = pytest.mark.timeout(180)
 TELEGRAM_TOKEN = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
 DISCORD_TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0Mw.GaBcDe.x0HnJ2kVb7sPq9uZ3mW1cR4tY6eA8dF5gH7jK9l"
 TRACKS = ["4uLU6hMCjMI75M1A2tKUQC", "0nbXyq5TXYPCO7pr3N8S4I"]
 WAIT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import html
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from core.vision.analyzer import FaceAnalyzer
 from tests.conftest import ROOT, data_path
 from tests.fakes.spotify import FakeSpotify
 from tests.fakes.telegram import BotCall, FakeTelegram, TgUser
+from tests.pg import free_port
 from tests.service_fixtures import make_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -28,12 +28,6 @@ WAIT = 120.0
 def sent(fake: FakeTelegram, user: TgUser) -> list[BotCall]:
     """Messages the bot sent to the user's private chat (not chat actions)."""
     return [c for c in fake.sent_to(user) if c.method in ("sendMessage", "sendPhoto")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str], timeout: float) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from core.spotify import SpotifyService
 from core.spotify.callback_server import CallbackServer, Limits
-from core.storage import Store
+from core.storage import Store, open_store
 from tests.fakes.spotify import FakeSpotify, fast_policy
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,7 +53,7 @@ async def serving(fake: FakeSpotify, tmp_path: Path, limits: Limits) -> AsyncIte
     settings = fake.settings(
         tmp_path / "db.sqlite3", redirect_uri=f"http://127.0.0.1:{port}/spotify/callback"
     )
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     service = SpotifyService(settings, store, policy=fast_policy())
     server = CallbackServer(service, limits=limits)
     await server.start(sock=sock)

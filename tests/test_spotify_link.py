@@ -22,7 +22,7 @@ from core.spotify import (
     SpotifyUserNotAllowed,
 )
 from core.spotify.callback_server import CallbackServer
-from core.storage import Store
+from core.storage import Store, open_store
 from tests.fakes.spotify import CLIENT_ID, FakeSpotify, fast_policy, link_by_paste
 
 
@@ -107,7 +107,7 @@ async def callback(fake_spotify: FakeSpotify, tmp_path: Path) -> AsyncIterator[C
     port = sock.getsockname()[1]
     redirect_uri = f"http://127.0.0.1:{port}/spotify/callback"
     settings = fake_spotify.settings(tmp_path / "db.sqlite3", redirect_uri=redirect_uri)
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     service = SpotifyService(settings, store, policy=fast_policy())
     notified: list[PendingLink] = []
 
@@ -209,7 +209,7 @@ async def test_replayed_state_refused(
 
 async def test_expired_state_refused(fake_spotify: FakeSpotify, spotify_settings: Settings) -> None:
     now = [1_000_000.0]
-    store = await Store.open(spotify_settings.db)
+    store = await open_store(spotify_settings.db)
     service = SpotifyService(spotify_settings, store, policy=fast_policy(), clock=lambda: now[0])
     try:
         late = await store.ensure_user("telegram", "1")
@@ -307,7 +307,7 @@ async def test_profile_timeout_is_retried(
 
 async def test_wrong_client_secret(fake_spotify: FakeSpotify, tmp_path: Path) -> None:
     settings = fake_spotify.settings(tmp_path / "db.sqlite3", spotify_client_secret="wrong")
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         service = SpotifyService(settings, store, policy=fast_policy())
         user = await store.ensure_user("telegram", "1")
@@ -322,7 +322,7 @@ async def test_wrong_client_secret(fake_spotify: FakeSpotify, tmp_path: Path) ->
 async def test_missing_credentials_disable_spotify(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, db=tmp_path / "db.sqlite3")  # type: ignore[call-arg]
     assert not settings.spotify_enabled
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         service = SpotifyService(settings, store)
         assert not service.enabled
@@ -338,7 +338,7 @@ async def test_missing_credentials_disable_spotify(tmp_path: Path) -> None:
 
 async def test_invalid_secret_key_disables_spotify(fake_spotify: FakeSpotify, tmp_path: Path) -> None:
     settings = fake_spotify.settings(tmp_path / "db.sqlite3", secret_key="not-a-fernet-key")
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         service = SpotifyService(settings, store)
         assert not service.enabled

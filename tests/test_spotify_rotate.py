@@ -80,7 +80,7 @@ def test_rotate_key_command(
     token = {"access_token": "a", "refresh_token": "r"}
 
     async def seed() -> None:
-        store = await Store.open(db)
+        store = await open_store(db)
         user = await store.ensure_user("local", "ann")
         await store.db.execute(
             "INSERT INTO spotify_tokens (user_id, token, account) VALUES (?, ?, ?)",

@@ -16,7 +16,7 @@ from core.spotify import (
     generate_key,
 )
 from core.spotify.token_cache import EncryptedTokenCache, TokenCipher, TokenUnreadable
-from core.storage import Store
+from core.storage import Store, open_store
 from tests.fakes.spotify import SECRET_KEY, FakeSpotify, fast_policy, link_by_paste
 
 TRACKS = ["4uLU6hMCjMI75M1A2tKUQC", "0nbXyq5TXYPCO7pr3N8S4I", "696DnlkuDOXcMAnKlTgXXK"]
@@ -36,7 +36,7 @@ def _raw_bytes(db: Path) -> bytes:
 async def test_sqlite_file_holds_no_plain_token(
     fake_spotify: FakeSpotify, spotify_settings: Settings
 ) -> None:
-    store = await Store.open(spotify_settings.db)
+    store = await open_store(spotify_settings.db)
     service = SpotifyService(spotify_settings, store, policy=fast_policy())
     user = await store.ensure_user("telegram", "1", "Ann")
     url = await service.start_link(user)

@@ -38,10 +38,6 @@ class PeopleQueries(Queries):
         )
         return int(value) if value is not None else None
 
-    async def user_exists(self, user_id: int) -> bool:
-        """Whether the user still exists (in-flight work checks this before writing)."""
-        return await self.db.fetchrow("SELECT 1 FROM users WHERE id = ?", user_id) is not None
-
     async def user_name(self, user_id: int) -> str | None:
         """Display name (or external id when blank) of a user, None if no such user."""
         value = await self.db.fetchval(

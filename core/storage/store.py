@@ -43,11 +43,6 @@ class Store(PeopleQueries, FaceQueries, StateQueries, SpotifyQueries, PersonalQu
         """What the store was opened with (a SQLite path or a PostgreSQL URL)."""
         self.default_track_count = 10
 
-    @classmethod
-    async def open(cls, path: str | Path) -> Store:
-        """Same as :func:`open_store` (kept for callers that open a SQLite file by path)."""
-        return await open_store(path)
-
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""

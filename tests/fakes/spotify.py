@@ -859,9 +859,9 @@ def fast_policy(**overrides: Any) -> Any:
 @pytest_asyncio.fixture(name="spotify_store")
 async def spotify_store_fixture(spotify_settings: Any) -> AsyncIterator[Any]:
     """The SQLite store of ``spotify_settings``, open for the test."""
-    from core.storage import Store
+    from core.storage import open_store
 
-    store = await Store.open(spotify_settings.db)
+    store = await open_store(spotify_settings.db)
     try:
         yield store
     finally:
