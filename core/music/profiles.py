@@ -27,6 +27,12 @@ when its squared Mahalanobis distance (shared covariance) to the nearest labelle
 at most ``typical_distance2``, the 99th percentile of that distance over the labelled tracks; the
 ranking puts atypical tracks after all typical ones.
 
+A model may also carry a *classifier head* for the labelled moods: a multinomial logistic regression
+on the same standardised features (``head_coef``, ``head_intercept``), chosen over the LDA logits by
+cross-validation where it ranks better (it fits the boundaries directly instead of assuming one shared
+Gaussian spread). With a head, ``P(labelled mood | x)`` is the softmax of the head's logits; the derived
+moods, the typical-track distance and the explanation words still come from the LDA profiles.
+
 Each model also carries ``popularity_weight``, the weight of popularity against mood fit in the
 ranking, chosen by cross-validation (:mod:`core.music.recommend`; the protocol is in the training
 script and ``benchmarks/results/music_quality.json``).
@@ -57,9 +63,11 @@ class MoodModel:
     ``moods`` (``m``) name the rows of ``coef`` (``(m, d)``, standardised space), ``intercept``
     (``(m,)``) and ``profile`` (``(m, d)``: each mood's mean in standardised units, what
     :meth:`explain` reads). ``labelled`` are the moods fitted from labels, the others are derived.
-    ``precision`` (``(d, d)``) is the inverse of the shared covariance and ``typical_distance2`` the
-    largest squared distance to the nearest labelled profile that counts as typical (module
-    docstring). ``popularity_weight`` (0-1) is the blend weight of popularity in the ranking.
+    ``head_coef`` (``(l, d)``, rows in :attr:`labelled` order) and ``head_intercept`` (``(l,)``) are
+    the optional classifier head (module docstring). ``precision`` (``(d, d)``) is the inverse of the
+    shared covariance and ``typical_distance2`` the largest squared distance to the nearest labelled
+    profile that counts as typical (module docstring). ``popularity_weight`` (0-1) is the blend weight
+    of popularity in the ranking.
     """
 
     features: tuple[str, ...]
@@ -73,6 +81,8 @@ class MoodModel:
     precision: np.ndarray
     typical_distance2: float
     popularity_weight: float
+    head_coef: np.ndarray | None = None
+    head_intercept: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         d, m = len(self.features), len(self.moods)
@@ -82,6 +92,12 @@ class MoodModel:
             raise ValueError("mood model: bad mean, scale or labelled moods")
         if self.precision.shape != (d, d):
             raise ValueError(f"mood model precision must be {d} x {d}")
+        if (self.head_coef is None) != (self.head_intercept is None):
+            raise ValueError("mood model head: coef and intercept go together")
+        if self.head_coef is not None and self.head_intercept is not None:
+            k = len(self.labelled)
+            if self.head_coef.shape != (k, d) or self.head_intercept.shape != (k,):
+                raise ValueError(f"mood model head must be {k} labelled moods x {d} features")
         if not 0.0 <= self.popularity_weight <= 1.0:
             raise ValueError(f"popularity_weight must lie in [0, 1], got {self.popularity_weight}")
 
@@ -113,17 +129,19 @@ class MoodModel:
         """:meth:`probabilities` and :meth:`typical` of raw features ``(n, d)`` in one pass."""
         z = self.standardise(x)
         logits = self._logits(z)
-        return self._probabilities(logits), self._distance2(z, logits) <= self.typical_distance2
+        return self._probabilities(z, logits), self._distance2(z, logits) <= self.typical_distance2
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """``P(mood | track)`` of raw features ``(n, d)``: ``(n, m)`` float32, columns in :attr:`moods` order.
 
-        Labelled moods: softmax over the labelled moods. A derived mood: softmax of its logit against
-        the labelled ones (module docstring). So the labelled columns sum to 1; derived ones stand alone.
+        Labelled moods: softmax over the labelled moods (of the head's logits when the model has a
+        head). A derived mood: softmax of its LDA logit against the labelled LDA logits (module
+        docstring). So the labelled columns sum to 1; derived ones stand alone.
         """
-        return self._probabilities(self.logits(x))
+        z = self.standardise(x)
+        return self._probabilities(z, self._logits(z))
 
-    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+    def _probabilities(self, z: np.ndarray, logits: np.ndarray) -> np.ndarray:
         cols = [self.moods.index(m) for m in self.labelled]
         lab = logits[:, cols].astype(np.float64)
         top = lab.max(axis=1)
@@ -131,7 +149,12 @@ class MoodModel:
         np.exp(lab, out=lab)
         total = lab.sum(axis=1)
         out = np.empty(logits.shape, dtype=np.float32)
-        out[:, cols] = lab / total[:, None]
+        if self.head_coef is not None and self.head_intercept is not None:
+            out[:, cols] = _softmax(
+                z @ self.head_coef.T.astype(z.dtype) + self.head_intercept.astype(z.dtype)
+            )
+        else:
+            out[:, cols] = lab / total[:, None]
         with np.errstate(over="ignore"):  # a derived logit far below the labelled ones: P = 0
             for j, mood in enumerate(self.moods):
                 if mood not in self.labelled:  # e^l / (e^l + sum e^lab) = 1 / (1 + total e^(top - l))
@@ -178,6 +201,15 @@ class MoodModel:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form (one entry of the model file's ``models``)."""
+        head = None
+        if self.head_coef is not None and self.head_intercept is not None:
+            head = {
+                "kind": "logistic regression",
+                "coef": {m: _floats(self.head_coef[i]) for i, m in enumerate(self.labelled)},
+                "intercept": {
+                    m: round(float(self.head_intercept[i]), 6) for i, m in enumerate(self.labelled)
+                },
+            }
         return {
             "features": list(self.features),
             "mean": _floats(self.mean),
@@ -194,6 +226,7 @@ class MoodModel:
                 }
                 for i, m in enumerate(self.moods)
             },
+            "head": head,
         }
 
     @classmethod
@@ -201,19 +234,34 @@ class MoodModel:
         """Inverse of :meth:`to_json`."""
         moods = tuple(data["moods"])
         rows = [data["moods"][m] for m in moods]
+        labelled = tuple(data["labelled"])
+        head = data.get("head")
         return cls(
             features=tuple(data["features"]),
             mean=np.asarray(data["mean"], dtype=np.float64),
             scale=np.asarray(data["scale"], dtype=np.float64),
             moods=moods,
-            labelled=tuple(data["labelled"]),
+            labelled=labelled,
             coef=np.asarray([r["coef"] for r in rows], dtype=np.float64),
             intercept=np.asarray([r["intercept"] for r in rows], dtype=np.float64),
             profile=np.asarray([r["profile"] for r in rows], dtype=np.float64),
             precision=np.asarray(data["precision"], dtype=np.float64),
             typical_distance2=float(data["typical_distance2"]),
             popularity_weight=float(data["popularity_weight"]),
+            head_coef=None
+            if head is None
+            else np.asarray([head["coef"][m] for m in labelled], dtype=np.float64),
+            head_intercept=None
+            if head is None
+            else np.asarray([head["intercept"][m] for m in labelled], dtype=np.float64),
         )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(n, k)`` logits, in their float type (float32 for a loaded catalog)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def _floats(values: np.ndarray) -> list[float]:
