@@ -323,13 +323,9 @@ def choose(
         parts = splits(frame, INNER_FOLDS, [seed])
         pool = Pool.of(pd.concat([test for _, test, _ in parts]))
         for classifier in CLASSIFIERS:
-            models = [fit_model(train, features, classifier=classifier) for train, _, _ in parts]
-            fit, typical = held_out_fit([(test, m) for (_, test, _), m in zip(parts, models, strict=True)])
+            held = [(test, fit_model(train, features, classifier=classifier)) for train, test, _ in parts]
             for w in WEIGHTS:
-                ranking = PooledRanking(pool, fit, typical, np.full(len(fit), w), models[0].moods)
-                scores = score_lists(
-                    {m: ranking.top(m, INNER_TOP) for m in LABELLED_MOODS}, pool.truth, INNER_TOP
-                )
+                scores = pooled_scores(pool, [(test, m.with_weight(w)) for test, m in held], INNER_TOP)
                 totals[Choice(classifier, w)] += min(scores[m] for m in LABELLED_MOODS)
     curve = {c: t / len(seeds) for c, t in totals.items()}
     order = list(CLASSIFIERS)
@@ -395,16 +391,15 @@ def held_out_fit(held: list[tuple[pd.DataFrame, MoodModel]]) -> tuple[np.ndarray
     return np.concatenate(fits), np.concatenate(typical)
 
 
-def pooled_scores(held: list[tuple[pd.DataFrame, MoodModel]], top: int) -> tuple[dict[str, float], int]:
-    """One repeat's held-out folds as one pool: every track ranked with the P(mood) and weight of the
-    model that did not see it, the pool clustered as an import would; top-``top`` precision per mood
-    and the pool's size."""
-    pool = Pool.of(pd.concat([test for test, _ in held]))
+def pooled_scores(pool: Pool, held: list[tuple[pd.DataFrame, MoodModel]], top: int) -> dict[str, float]:
+    """One repeat's held-out folds as one ``pool`` (``Pool.of`` their concatenation, in order): every
+    track ranked with the P(mood) and weight of the model that did not see it; top-``top`` precision
+    per mood."""
     fit, typical = held_out_fit(held)
     weights = np.concatenate([np.full(len(test), model.popularity_weight) for test, model in held])
     ranking = PooledRanking(pool, fit, typical, weights, held[0][1].moods)
     lists = {m: ranking.top(m, top) for m in LABELLED_MOODS}
-    return score_lists(lists, pool.truth, top), len(fit)
+    return score_lists(lists, pool.truth, top)
 
 
 def cross_validate(frame: pd.DataFrame, features: Sequence[str], legacy: bool = True) -> dict[str, Any]:
@@ -430,11 +425,10 @@ def cross_validate(frame: pd.DataFrame, features: Sequence[str], legacy: bool = 
         acc.append(accuracy(model, test))
         held.append((test, model))
         if len(held) == FOLDS:
-            scores, size = pooled_scores(held, TOP)
-            pooled_rows.append(scores)
-            pooled_sizes.append(size)
-            if legacy:
-                everything = Pool.of(pd.concat([test for test, _ in held]))
+            everything = Pool.of(pd.concat([test for test, _ in held]))
+            pooled_rows.append(pooled_scores(everything, held, TOP))
+            pooled_sizes.append(everything.table.num_rows)
+            if legacy:  # the legacy ranking reads clusters and popularity only, not the model's P(mood)
                 legacy_pooled_rows.append(legacy_scores(everything, model, TOP))
             held = []
     out: dict[str, Any] = {
