@@ -9,6 +9,10 @@ the test-time augmentation (TTA):
 - ``flip``: the face and its mirror image (2 views);
 - ``tencrop``: five 44x44 crops (four corners and the centre) resized to 48x48, each with its
   mirror image (10 views).
+
+The networks run in bfloat16 where the hardware computes it natively (a CPU with AVX512-BF16 or
+AMX, which the networks were trained with under autocast; a CUDA GPU with bf16), else in float32:
+``precision="auto"``, the default.
 """
 
 from __future__ import annotations
@@ -39,6 +43,25 @@ TTA_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
 """Forward passes per face and member for each TTA mode."""
 CROP_SIZE = 44
 """Side of the ``tencrop`` crops, before they are resized back to 48."""
+PRECISIONS = ("auto", "float32", "bfloat16")
+"""Number formats the networks can run in; ``auto``: bfloat16 where native (:func:`native_bfloat16`)."""
+
+
+def native_bfloat16(device: str = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 convolutions in hardware (CPU: AVX512-BF16 or AMX)."""
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> torch.dtype:
+    """The dtype ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
+    if precision == "auto":
+        precision = "bfloat16" if native_bfloat16(device) else "float32"
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
 def card_path(weights: Path) -> Path:
@@ -71,9 +94,12 @@ def tta_views(batch: torch.Tensor, tta: str) -> torch.Tensor:
 
 
 def predict_probabilities(model: nn.Module, batch: torch.Tensor, tta: str = "flip") -> torch.Tensor:
-    """Softmax probabilities (N, 7) for a normalised batch, averaged over the views of ``tta``."""
+    """Softmax probabilities (N, 7) float32 for a normalised batch, averaged over the views of ``tta``.
+
+    The batch runs in the dtype of ``model``'s parameters.
+    """
     n = batch.shape[0]
-    views = tta_views(batch, tta)
+    views = tta_views(batch, tta).to(next(model.parameters()).dtype)
     if views.device.type == "cpu":
         views = views.contiguous(memory_format=torch.channels_last)
     probs = torch.softmax(model(views).float(), dim=1)
@@ -118,8 +144,8 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def load_member(weights: Path, device: str = "cpu") -> Member:
-    """Load one network and its card; the fp16 weights run in float32, batch norms folded."""
+def load_member(weights: Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Member:
+    """Load one network and its card; the fp16 weights run in ``dtype``, batch norms folded (in float32)."""
     if not weights.is_file():
         raise FileNotFoundError(
             f"emotion weights not found: {weights} (train with `moodtunes train-emotion`)"
@@ -130,7 +156,7 @@ def load_member(weights: Path, device: str = "cpu") -> Member:
     model = build_network(card["architecture"], len(EMOTIONS))
     state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model = fold_batchnorm(model.eval()).to(device).to(memory_format=torch.channels_last)
+    model = fold_batchnorm(model.eval()).to(device, dtype).to(memory_format=torch.channels_last)
     return Member(weights, card, float(card["input"]["mean"]), float(card["input"]["std"]), model)
 
 
@@ -143,9 +169,16 @@ class EmotionClassifier:
         device: torch device (default CPU).
         tta: test-time augmentation, one of :data:`TTA_MODES` (default: the one the model's card
             names, which its accuracy figures use; ``flip`` for cards that name none).
+        precision: one of :data:`PRECISIONS` (default ``auto``: bfloat16 where the hardware has it).
     """
 
-    def __init__(self, weights: Path | None = None, device: str = "cpu", tta: str | None = None) -> None:
+    def __init__(
+        self,
+        weights: Path | None = None,
+        device: str = "cpu",
+        tta: str | None = None,
+        precision: str = "auto",
+    ) -> None:
         self.weights = Path(weights or DEFAULT_MODEL)
         if not self.weights.is_file():
             raise FileNotFoundError(
@@ -156,7 +189,8 @@ class EmotionClassifier:
             paths = [self.weights.parent / name for name in self.card["members"]]
         else:
             paths = [self.weights]
-        self.members = [load_member(path, device) for path in paths]
+        self.dtype = resolve_precision(precision, device)
+        self.members = [load_member(path, device, self.dtype) for path in paths]
         self.tta = tta or str(self.card.get("tta", "flip"))
         if self.tta not in TTA_VIEWS:
             raise ValueError(f"unknown TTA {self.tta!r}; known: {TTA_MODES}")
