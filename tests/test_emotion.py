@@ -205,10 +205,11 @@ def test_real_smiles_read_happy_and_neutral_faces_mostly_not() -> None:
 
 
 SMILES_READ_HAPPY = 20
-NEUTRAL_READ_HAPPY = 6
+NEUTRAL_READ_HAPPY = 5
 """Bounds on the 20 + 20 faces of ``training/real_faces_emotion.csv``. The shipped model reads every
-smile as happy, and 5 of the 20 neutral faces as happy too (each of its networks alone: 3): posed
-neutral faces still read happy too often. One face of slack for float differences across CPUs."""
+smile as happy, and 4 of the 20 neutral faces as happy too (the two-network model before it: 5): posed
+neutral faces still read happy too often. One face of slack for float differences across CPUs (bfloat16
+here, float32 where the CPU lacks it)."""
 
 
 @pytest.fixture(scope="module")
