@@ -41,11 +41,10 @@ def main() -> int:
     args = parser.parse_args()
     clf = EmotionClassifier(tta=args.tta, precision=args.precision)
     shipped = EmotionClassifier()
-    dtype = str(clf.dtype).removeprefix("torch.")
     out = args.out or ROOT / "benchmarks" / "results" / (
         "emotion.json"
-        if (clf.tta, clf.dtype) == (shipped.tta, shipped.dtype)
-        else f"emotion_{clf.tta}_{dtype}.json"
+        if (clf.tta, clf.precision) == (shipped.tta, shipped.precision)
+        else f"emotion_{clf.tta}_{clf.precision}.json"
     )
     faces = np.random.default_rng(0).integers(0, 255, (32, 48, 48), dtype=np.uint8)
     result: dict[str, object] = {
@@ -55,7 +54,7 @@ def main() -> int:
         "weights_bytes": sum(m.weights.stat().st_size for m in clf.members),
         "parameters": clf.parameters,
         "tta": clf.tta,
-        "precision": dtype,
+        "precision": clf.precision,
         "forward_passes_per_face": TTA_VIEWS[clf.tta] * len(clf.members),
     }
     for batch in (1, 32):
@@ -68,7 +67,7 @@ def main() -> int:
         p50 = statistics.median(times)
         result[f"batch{batch}_p50_ms"] = round(p50, 3)
         result[f"batch{batch}_per_face_ms"] = round(p50 / batch, 3)
-        per_face = f"{p50 / batch:.3f} ms per face (p50, TTA {clf.tta}, {dtype})"
+        per_face = f"{p50 / batch:.3f} ms per face (p50, TTA {clf.tta}, {clf.precision})"
         print(f"batch {batch:2d}: {p50:.2f} ms per call, {per_face}")
     print(f"weights {result['weights_bytes'] / 1e6:.2f} MB, {result['parameters']:,} parameters")
     out.parent.mkdir(parents=True, exist_ok=True)

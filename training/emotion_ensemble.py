@@ -176,11 +176,9 @@ def compose(members: list[Path], data: Path, out: Path, budget: float = BUDGET_M
         raise ValueError("no member was trained without the holdout: the TTA cannot be chosen")
     names = [m.name for m in members]
     options = []
-    timed_in = ""
     for tta in TTA_MODES:
         out.write_text(json.dumps({"members": names, "tta": tta}))
         timed = EmotionClassifier(out)
-        timed_in = str(timed.dtype).removeprefix("torch.")
         ms = max(ms_per_face(timed, 1), ms_per_face(timed, 32))
         out.write_text(json.dumps({"members": [m.name for m in clean], "tta": tta}))
         accuracy = float(np.mean(predictions_of(EmotionClassifier(out), holdout).argmax(1) == holdout.labels))
@@ -199,7 +197,7 @@ def compose(members: list[Path], data: Path, out: Path, budget: float = BUDGET_M
             ),
             "split": f"holdout of {data / 'train'} ({len(holdout)} faces)",
             "budget_ms_per_face": budget,
-            "timed_in": f"{timed_in} (precision auto: bfloat16 where the CPU computes it natively)",
+            "timed_in": f"{timed.precision} (precision auto: bfloat16 where the CPU computes it natively)",
             "options": [o.as_dict() for o in options],
         },
         "holdout": None,

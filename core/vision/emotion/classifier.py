@@ -198,6 +198,11 @@ class EmotionClassifier:
         self.classes: tuple[str, ...] = EMOTIONS
 
     @property
+    def precision(self) -> str:
+        """The number format the networks run in: ``float32`` or ``bfloat16``."""
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
     def model(self) -> nn.Module:
         """The first (for a single network, the only) member's module."""
         return self.members[0].model
