@@ -2,19 +2,25 @@
 
 The pool is what ``models/emotion`` was chosen from (see :mod:`training.emotion_ensemble`). Each
 network trains on FER2013 train less the holdout (:func:`training.emotion_dataset.holdout_split`);
-the holdout probabilities of every network and TTA mode come back with the weights, so that the
-choice of members, epochs and TTA is made on the holdout alone. FER2013 PublicTest does not travel.
+each card carries the network's holdout accuracy per TTA mode, and the choice of members, epochs and
+TTA is made on the holdout alone (:mod:`training.emotion_ensemble`). FER2013 PublicTest does not travel.
 
 Steps:
 
 1. ``python -m training.emotion_pool pack --data ../shared/data/fer2013 --out .gpu/fer_train``:
    FER2013 train as raw pixels (xz, 46 MB) and labels, in :func:`load_split` order.
 2. On the GPU machine: ``python -m training.emotion_pool run --pack fer_train --out $OUT``: every
-   job of :data:`POOL` runs as its own process (under CUDA MPS when it starts). After two epochs
+   job of :data:`POOL` runs as its own process, the processes time-slicing the GPU. After two epochs
    (the warm-up, whose learning rates do not depend on the run's length) the driver measures the
    speed of each job and gives each "long" job the largest epoch count of :data:`LONG_EPOCHS` that
-   ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards, holdout
-   probabilities and the log come back in at most 8 files.
+   ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards and
+   the log come back in at most 8 files.
+
+Lessons of the H200 runs: each job is bound by its own CPU process (2.1-2.5 s per epoch of the
+48-384 VGG at batch 128 with 4 jobs time-sliced, about 3 s with 8 under MPS), so jobs do not speed
+up when others end. Under CUDA MPS (``--mps``) all 8 jobs of a run stalled when the first to finish
+ran its extra CUDA pass after training (a holdout-probability pass, since removed), and the deadline
+killed them all; without MPS, 4 jobs ran to the end. MPS is therefore off unless asked for.
 """
 
 from __future__ import annotations
@@ -83,10 +89,8 @@ def decide(
 ) -> dict[str, int]:
     """Epochs per job (0 = stop it): a long job gets the longest run of ``menu`` that ends in time.
 
-    Jobs are taken as independent: on an H200 under MPS each is bound by its own CPU process (about
-    2.4 s per epoch for the 48-384 VGG at batch 128, with 4 jobs as with 8), so none speeds up when
-    others end. (A first plan that counted on such a speed-up gave its 160-epoch jobs 40 s too few,
-    and the deadline took them.) A job with a fixed count keeps it if it ends in time.
+    Jobs are taken as independent: each is bound by its own CPU process, so none speeds up when
+    others end. A job with a fixed count keeps it if it ends in time.
     """
     epochs = {}
     for j in jobs:
@@ -97,10 +101,7 @@ def decide(
 
 
 def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> None:
-    """Train one pool network on the GPU; write its weights, card and holdout probabilities."""
-    import torch
-
-    from core.vision.emotion.classifier import TTA_MODES, load_member, predict_probabilities, to_input
+    """Train one pool network on the GPU; write its weights and card (with its holdout scores)."""
     from training.train_emotion import TrainConfig, load_training_data, train
 
     device = os.environ.get("POOL_DEVICE", "cuda")
@@ -137,20 +138,6 @@ def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> No
             time.sleep(0.2)
 
     train(config, log=log, data=data, decide_epochs=decide_epochs)
-    # Holdout probabilities of the fp16 weights in float32 (no TF32), as the CPU computes them.
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    member = load_member(config.out, device)
-    assert data.holdout is not None
-    probs = {}
-    with torch.inference_mode():
-        batch = to_input(data.holdout.images, member.mean, member.std).to(device)
-        for tta in TTA_MODES:
-            probs[tta] = torch.cat(
-                [predict_probabilities(member.model, b, tta).cpu() for b in batch.split(512)]
-            ).numpy()
-    arrays: dict[str, Any] = {"labels": data.holdout.labels, **probs}
-    np.savez(work / f"{spec['name']}_holdout.npz", **arrays)
     log("done")
 
 
@@ -186,6 +173,7 @@ def run(
     jobs: list[dict[str, Any]],
     work: Path,
     menu: tuple[int, ...] = LONG_EPOCHS,
+    mps: bool = False,
 ) -> None:
     """Drive the pool within ``budget`` seconds from now and gather its files into ``out``."""
     start = time.time()
@@ -196,7 +184,7 @@ def run(
     train_npz = work / "train.npz"
     np.savez(train_npz, images=faces.images, labels=faces.labels)
     print(f"unpacked {len(faces)} faces in {time.time() - start:.1f} s", flush=True)
-    env = {**os.environ, **_start_mps(), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(_start_mps() if mps else {}), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     decision = work / "epochs.json"
     procs = {}
     for spec in jobs:
@@ -251,11 +239,11 @@ def run(
 
 
 def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, Any]) -> None:
-    """Bundle weights and cards into tars of at most :data:`BUNDLE_BYTES`; probabilities in one npz."""
+    """Bundle weights and cards into tars of at most :data:`BUNDLE_BYTES`."""
     out.mkdir(parents=True, exist_ok=True)
     bundles: list[list[Path]] = []
     sizes: list[int] = []
-    probs: dict[str, np.ndarray] = {}
+    returned = []
     logs = []
     for spec in jobs:
         folder = work / spec["name"]
@@ -263,12 +251,10 @@ def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, 
         progress = folder / "progress.jsonl"
         if progress.is_file():
             logs.append("\n".join(json.loads(x)["line"] for x in progress.read_text().splitlines()))
-        weights, npz = folder / f"{spec['name']}.pt", folder / f"{spec['name']}_holdout.npz"
-        if not (weights.is_file() and npz.is_file()):
+        weights = folder / f"{spec['name']}.pt"
+        if not (weights.is_file() and weights.with_suffix(".json").is_file()):
             continue
-        with np.load(npz) as saved:
-            for key in saved.files:
-                probs[f"{spec['name']}/{key}"] = saved[key]
+        returned.append(spec["name"])
         files = [weights, weights.with_suffix(".json")]
         size = sum(f.stat().st_size for f in files) + 10_000
         for i, used in enumerate(sizes):
@@ -283,9 +269,7 @@ def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, 
         with tarfile.open(out / f"models_{i + 1}.tar", "w") as tar:
             for f in files:
                 tar.add(f, arcname=f.name)
-    arrays: dict[str, Any] = dict(probs)
-    np.savez_compressed(out / "holdout_probs.npz", **arrays)
-    report["returned"] = sorted({k.split("/")[0] for k in probs})
+    report["returned"] = returned
     (out / "pool.json").write_text(json.dumps(report, indent=1))
     (out / "log.txt").write_text("\n".join(logs))
     print(json.dumps({k: report[k] for k in report if k != "jobs"}), flush=True)
@@ -305,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", default="", help="JSON list of jobs (default: POOL)")
     p.add_argument("--work", type=Path, default=Path("/tmp/emotion-pool"))
     p.add_argument("--long-epochs", default=",".join(map(str, LONG_EPOCHS)), help="menu, longest first")
+    p.add_argument("--mps", action="store_true", help="run the jobs under CUDA MPS (see the lessons above)")
     p = sub.add_parser("job")
     p.add_argument("--spec", required=True)
     p.add_argument("--train", type=Path, required=True)
@@ -316,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "run":
         jobs = json.loads(args.jobs) if args.jobs else POOL
         menu = tuple(int(e) for e in args.long_epochs.split(","))
-        run(args.pack, args.out, args.budget, jobs, args.work, menu)
+        run(args.pack, args.out, args.budget, jobs, args.work, menu, args.mps)
     else:
         job(json.loads(args.spec), args.train, args.work, args.decision)
     return 0
