@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ from core.vision.emotion.network import build_network
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
 from training.emotion_dataset import FaceSet, face_hashes, holdout_split, load_split
-from training.emotion_pool import decide
+from training.emotion_pool import decide, gather
 from training.train_emotion import TrainConfig, train
 
 REAL_FACES = Path(__file__).resolve().parents[1] / "training" / "real_faces_emotion.csv"
@@ -46,7 +48,7 @@ def test_shipped_model_matches_the_manifest_and_cards() -> None:
         assert file_sha256(weights) == files[relative]
         card = json.loads(card_path(weights).read_text())
         assert card["classes"] == list(EMOTIONS) and card["sha256"] == file_sha256(weights)
-        assert weights.stat().st_size < 6_000_000  # "a few MB at most", per network
+        assert weights.stat().st_size < 10_000_000  # "a few MB", per network (the 64-512 VGG: 9.4 MB)
     if DEFAULT_MODEL.suffix == ".json":
         assert file_sha256(DEFAULT_MODEL) == files[f"models/emotion/{DEFAULT_MODEL.name}"]
 
@@ -86,12 +88,12 @@ def test_precision_is_bfloat16_only_where_the_hardware_has_it() -> None:
 @pytest.mark.slow
 def test_bfloat16_reads_faces_as_float32_does() -> None:
     """bfloat16 keeps 8 bits of mantissa: on 512 PublicTest faces the shipped model's probabilities
-    move by at most 0.023 and 2 top labels change (measured: 0.0229, 2 of 512)."""
+    move by at most 0.011 and 1 top label changes (measured: 0.0107, 1 of 512; the model before: 0.023, 2)."""
     faces = load_split(data_path("fer2013", "val")).images[:512]
     single = EmotionClassifier(precision="float32").probabilities(faces)
     half = EmotionClassifier(precision="bfloat16").probabilities(faces)
-    assert np.abs(single - half).max() < 0.03
-    assert int((single.argmax(1) != half.argmax(1)).sum()) <= 3
+    assert np.abs(single - half).max() < 0.015
+    assert int((single.argmax(1) != half.argmax(1)).sum()) <= 2
 
 
 def test_tta_views() -> None:
@@ -136,7 +138,7 @@ def test_holdout_split_is_stratified_fixed_and_shares_no_face() -> None:
 
 
 def test_pool_plan_gives_long_jobs_the_longest_run_that_fits() -> None:
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {"name": "a", "epochs": "long"},
         {"name": "b", "epochs": 80},
         {"name": "c", "epochs": "long"},
@@ -144,6 +146,33 @@ def test_pool_plan_gives_long_jobs_the_longest_run_that_fits() -> None:
     plan = decide(jobs, {"a": 2.0, "b": 2.0, "c": 4.0}, seconds_left=390, menu=(200, 160, 120, 80))
     assert plan == {"a": 160, "b": 80, "c": 80}
     assert decide(jobs, {"a": 9.0, "b": 9.0, "c": 9.0}, 400, (200, 80)) == {"a": 0, "b": 0, "c": 0}
+
+
+def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(tmp_path: Path) -> None:
+    """A job counts as returned only with its weights and its card; a killed one leaves its log."""
+    jobs: list[dict[str, Any]] = [{"name": n, "epochs": 80} for n in ("done-a", "done-b", "killed")]
+    for spec in jobs:
+        folder = tmp_path / "work" / spec["name"]
+        folder.mkdir(parents=True)
+        (folder / "stdout.txt").write_text(f"training {spec['name']}\n")
+        (folder / "progress.jsonl").write_text(json.dumps({"time": 0.0, "line": "epoch=1 loss=2.0"}) + "\n")
+        if spec["name"] != "killed":
+            (folder / f"{spec['name']}.pt").write_bytes(b"w" * 9_000_000)  # two fit no bundle together
+            (folder / f"{spec['name']}.json").write_text("{}")
+    (tmp_path / "work" / "killed" / "killed.pt").write_bytes(b"half")  # weights, no card yet
+    report: dict[str, Any] = {}
+    gather(jobs, tmp_path / "work", tmp_path / "out", report)
+    assert report["returned"] == ["done-a", "done-b"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "log.txt",
+        "models_1.tar",
+        "models_2.tar",
+        "pool.json",
+    ]
+    with tarfile.open(tmp_path / "out" / "models_1.tar") as tar:
+        assert tar.getnames() == ["done-a.pt", "done-a.json"]
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "training killed" in log and "epoch=1 loss=2.0" in log
 
 
 @pytest.mark.slow
@@ -205,9 +234,9 @@ def test_real_smiles_read_happy_and_neutral_faces_mostly_not() -> None:
 
 
 SMILES_READ_HAPPY = 20
-NEUTRAL_READ_HAPPY = 5
+NEUTRAL_READ_HAPPY = 4
 """Bounds on the 20 + 20 faces of ``training/real_faces_emotion.csv``. The shipped model reads every
-smile as happy, and 4 of the 20 neutral faces as happy too (the two-network model before it: 5): posed
+smile as happy, and 3 of the 20 neutral faces as happy too (the models before it: 4, then 5): posed
 neutral faces still read happy too often. One face of slack for float differences across CPUs (bfloat16
 here, float32 where the CPU lacks it)."""
 
@@ -286,10 +315,16 @@ def test_training_is_deterministic_checkpointed_and_resumable(tiny_fer: Path, tm
 
 
 def test_eval_emotion_refuses_the_holdout_for_networks_that_trained_on_it(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["eval-emotion", "--holdout", "--data", "/nowhere"]) == 2
-    assert "emotion_cnn.pt trained on the holdout" in capsys.readouterr().err
+    """A network trained on all of train (its card has no holdout scores) is refused before any data loads."""
+    shipped = DEFAULT_MODEL.parent / "emotion_cnn.pt"
+    all_train = tmp_path / "all_train.pt"
+    all_train.write_bytes(shipped.read_bytes())
+    card = json.loads(card_path(shipped).read_text()) | {"holdout": None, "weights_file": all_train.name}
+    card_path(all_train).write_text(json.dumps(card))
+    assert main(["eval-emotion", "--holdout", "--weights", str(all_train), "--data", "/nowhere"]) == 2
+    assert "all_train.pt trained on the holdout" in capsys.readouterr().err
 
 
 @pytest.mark.slow
