@@ -30,7 +30,8 @@ from core.vision.emotion.network import build_network
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
 from training.emotion_dataset import FaceSet, face_hashes, holdout_split, load_split
-from training.emotion_pool import decide, gather
+from training.emotion_ensemble import compose
+from training.emotion_pool import decide, gather, refit_jobs
 from training.train_emotion import TrainConfig, train
 
 REAL_FACES = Path(__file__).resolve().parents[1] / "training" / "real_faces_emotion.csv"
@@ -146,6 +147,30 @@ def test_pool_plan_gives_long_jobs_the_longest_run_that_fits() -> None:
     plan = decide(jobs, {"a": 2.0, "b": 2.0, "c": 4.0}, seconds_left=390, menu=(200, 160, 120, 80))
     assert plan == {"a": 160, "b": 80, "c": 80}
     assert decide(jobs, {"a": 9.0, "b": 9.0, "c": 9.0}, 400, (200, 80)) == {"a": 0, "b": 0, "c": 0}
+
+
+def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(tmp_path: Path) -> None:
+    """The refit jobs repeat the shipped members' recipes on all of train; compose --tta keeps the TTA."""
+    jobs = refit_jobs(DEFAULT_MODEL)
+    cards = [json.loads(card_path(m).read_text()) for m in shipped_members()]
+    assert [(j["seed"], j["epochs"], j["widths"], j["holdout"]) for j in jobs] == [
+        (c["training"]["seed"], c["training"]["epochs"], c["architecture"]["widths"], 0.0) for c in cards
+    ]
+    # A network refit on all of train has no holdout scores: its TTA cannot be chosen, only given.
+    members = []
+    for name in ("refit_a.pt", "refit_b.pt"):
+        shipped = shipped_members()[len(members)]
+        (tmp_path / name).write_bytes(shipped.read_bytes())
+        card = json.loads(card_path(shipped).read_text()) | {"holdout": None, "weights_file": name}
+        card_path(tmp_path / name).write_text(json.dumps(card))
+        members.append(tmp_path / name)
+    out = tmp_path / "emotion_model.json"
+    with pytest.raises(ValueError, match="TTA cannot be chosen"):
+        compose(members, Path("/nowhere"), out)
+    model = compose(members, Path("/nowhere"), out, tta="none")
+    assert (model["members"], model["tta"], model["holdout"]) == (["refit_a.pt", "refit_b.pt"], "none", None)
+    assert model["selection"]["options"][0]["holdout_accuracy"] is None
+    assert EmotionClassifier(out).probabilities(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
 
 
 def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(tmp_path: Path) -> None:

@@ -8,12 +8,14 @@ wins, a tie going to the cheaper model. PublicTest plays no part: ``--score`` sc
 on it afterwards, once, and writes the figures into the model file and the members' cards.
 
 ``compose`` makes a model of members fixed beforehand (some of which may have trained on the holdout,
-such as a network refit on all of train) and chooses only its TTA on the holdout.
+such as a network refit on all of train) and chooses only its TTA on the holdout; with ``--tta`` the
+TTA is fixed too (the refit of a chosen model, ``training.emotion_pool refit-jobs``, keeps its TTA).
 
 Usage::
 
     python -m training.emotion_ensemble choose --out models/emotion/emotion_model.json A.pt B.pt ...
     python -m training.emotion_ensemble compose --out models/emotion/emotion_model.json A.pt B.pt
+    python -m training.emotion_ensemble compose --tta none --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble score models/emotion/emotion_model.json
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import time
@@ -74,7 +77,7 @@ class Option:
         return {
             "members": list(self.members),
             "tta": self.tta,
-            "holdout_accuracy": round(self.accuracy, 4),
+            "holdout_accuracy": None if math.isnan(self.accuracy) else round(self.accuracy, 4),
             "ms_per_face": round(self.ms, 2),
         }
 
@@ -170,27 +173,38 @@ def holdout_clean(weights: Path) -> bool:
     return bool(json.loads(card_path(weights).read_text()).get("holdout"))
 
 
-def compose(members: list[Path], data: Path, out: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
+def compose(
+    members: list[Path], data: Path, out: Path, budget: float = BUDGET_MS, tta: str | None = None
+) -> dict[str, Any]:
     """A model of fixed ``members`` (beside ``out``); only the TTA is chosen, on the holdout.
 
     The TTA is scored on the holdout with the members that never trained on it (at least one is
-    needed), and timed with all members; the most accurate TTA within ``budget`` wins.
+    needed), and timed with all members; the most accurate TTA within ``budget`` wins. A given
+    ``tta`` is taken as chosen before (it is only timed, and no member need be clean).
     """
-    holdout = holdout_faces(data)
     clean = [m for m in members if holdout_clean(m)]
-    if not clean:
+    if not clean and tta is None:
         raise ValueError("no member was trained without the holdout: the TTA cannot be chosen")
+    holdout = holdout_faces(data) if clean else None
     names = [m.name for m in members]
     options = []
-    for tta in TTA_MODES:
-        out.write_text(json.dumps({"members": names, "tta": tta}))
+    for mode in TTA_MODES if tta is None else (tta,):
+        out.write_text(json.dumps({"members": names, "tta": mode}))
         timed = EmotionClassifier(out)
         ms = max(ms_per_face(timed, 1), ms_per_face(timed, 32))
-        out.write_text(json.dumps({"members": [m.name for m in clean], "tta": tta}))
-        accuracy = float(np.mean(predictions_of(EmotionClassifier(out), holdout).argmax(1) == holdout.labels))
-        print(f"{tta}: holdout {accuracy:.4f} ({len(clean)} clean member(s)), {ms:.2f} ms/face", flush=True)
-        options.append(Option(tuple(m.name for m in clean), tta, accuracy, ms))
-    best = max((o for o in options if o.ms <= budget), key=lambda o: (round(o.accuracy, 4), -o.ms))
+        accuracy = float("nan")
+        if holdout is not None:
+            out.write_text(json.dumps({"members": [m.name for m in clean], "tta": mode}))
+            predicted = predictions_of(EmotionClassifier(out), holdout).argmax(1)
+            accuracy = float(np.mean(predicted == holdout.labels))
+        print(f"{mode}: holdout {accuracy:.4f} ({len(clean)} clean member(s)), {ms:.2f} ms/face", flush=True)
+        options.append(Option(tuple(m.name for m in clean), mode, accuracy, ms))
+    if tta is not None:
+        best = options[0]
+        if best.ms > budget:
+            raise ValueError(f"TTA {tta} with these members takes {best.ms:.1f} ms per face, over {budget}")
+    else:
+        best = max((o for o in options if o.ms <= budget), key=lambda o: (round(o.accuracy, 4), -o.ms))
     model: dict[str, Any] = {
         "name": "moodtunes-emotion",
         "members": names,
@@ -200,8 +214,13 @@ def compose(members: list[Path], data: Path, out: Path, budget: float = BUDGET_M
             "protocol": (
                 "Members fixed beforehand; the TTA is chosen on the holdout (scored with the members "
                 "trained without it, timed with all members): the most accurate within the budget."
+                if tta is None
+                else "Members and TTA fixed beforehand (chosen on the holdout before the members were "
+                "refit); the TTA is only timed here."
             ),
-            "split": f"holdout of {data / 'train'} ({len(holdout)} faces)",
+            "split": f"holdout of {data / 'train'} ({len(holdout)} faces)"
+            if holdout is not None
+            else "none used here",
             "budget_ms_per_face": budget,
             "timed_in": timed_in(timed),
             "options": [o.as_dict() for o in options],
@@ -209,7 +228,7 @@ def compose(members: list[Path], data: Path, out: Path, budget: float = BUDGET_M
         "holdout": None,
         "public_test": None,
     }
-    if len(clean) == len(members):
+    if holdout is not None and len(clean) == len(members):
         out.write_text(json.dumps(model, indent=2) + "\n")
         scored = evaluate(predictions_of(EmotionClassifier(out), holdout).argmax(1), holdout.labels)
         model["holdout"] = scored.as_dict()
@@ -252,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
+    p.add_argument("--tta", choices=TTA_MODES, help="a TTA chosen before (then only timed)")
     p.add_argument("members", type=Path, nargs="+", help="weights beside --out")
     p = sub.add_parser("score")
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
@@ -260,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "choose":
         choose(args.candidates, args.data, args.out, args.budget_ms)
     elif args.command == "compose":
-        compose(args.members, args.data, args.out, args.budget_ms)
+        compose(args.members, args.data, args.out, args.budget_ms, args.tta)
     else:
         score(args.model, args.data)
     return 0

@@ -15,6 +15,10 @@ Steps:
    speed of each job and gives each "long" job the largest epoch count of :data:`LONG_EPOCHS` that
    ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards and
    the log come back in at most 8 files.
+3. Refit: once :mod:`training.emotion_ensemble` has chosen members on the holdout,
+   ``python -m training.emotion_pool refit-jobs models/emotion/emotion_model.json`` prints the jobs that
+   train each member's recipe again (same architecture, seed and epoch count) on all of train, to be
+   run as in step 2 with ``--jobs`` and composed with ``emotion_ensemble compose --tta`` (the chosen TTA).
 
 Lessons of the H200 runs: each job is bound by its own CPU process (2.1-2.5 s per epoch of the
 48-384 VGG at batch 128 with 4 jobs time-sliced, about 3 s with 8 under MPS), so jobs do not speed
@@ -39,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from training.emotion_dataset import FaceSet, load_split
+from training.emotion_dataset import HOLDOUT_FRACTION, FaceSet, load_split
 
 POOL: list[dict[str, Any]] = [
     {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long"},
@@ -114,6 +118,7 @@ def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> No
         architecture=spec["architecture"],
         widths=tuple(spec.get("widths", ())),
         seed=int(spec["seed"]),
+        holdout=float(spec.get("holdout", HOLDOUT_FRACTION)),  # 0: all of train (a refit)
         device=device,
         deterministic=False,
         checkpoint_every=0,
@@ -139,6 +144,26 @@ def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> No
 
     train(config, log=log, data=data, decide_epochs=decide_epochs)
     log("done")
+
+
+def refit_jobs(model_path: Path) -> list[dict[str, Any]]:
+    """Pool jobs that train each member of a chosen model again on all of train, recipe for recipe."""
+    model = json.loads(model_path.read_text())
+    jobs = []
+    for member in model["members"]:
+        card = json.loads((model_path.parent / member).with_suffix(".json").read_text())
+        architecture, training = card["architecture"], card["training"]
+        jobs.append(
+            {
+                "name": f"{Path(member).stem}-all",
+                "architecture": architecture["type"],
+                "widths": list(architecture["widths"]),
+                "seed": int(training["seed"]),
+                "epochs": int(training["epochs"]),
+                "holdout": 0.0,
+            }
+        )
+    return jobs
 
 
 def _start_mps() -> dict[str, str]:
@@ -276,7 +301,7 @@ def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``pack``, ``run`` (the driver) or ``job`` (one network, started by ``run``)."""
+    """``pack``, ``run`` (the driver), ``refit-jobs`` or ``job`` (one network, started by ``run``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack")
@@ -290,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/emotion-pool"))
     p.add_argument("--long-epochs", default=",".join(map(str, LONG_EPOCHS)), help="menu, longest first")
     p.add_argument("--mps", action="store_true", help="run the jobs under CUDA MPS (see the lessons above)")
+    p = sub.add_parser("refit-jobs")
+    p.add_argument("model", type=Path, help="a model file whose members were chosen on the holdout")
     p = sub.add_parser("job")
     p.add_argument("--spec", required=True)
     p.add_argument("--train", type=Path, required=True)
@@ -302,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs = json.loads(args.jobs) if args.jobs else POOL
         menu = tuple(int(e) for e in args.long_epochs.split(","))
         run(args.pack, args.out, args.budget, jobs, args.work, menu, args.mps)
+    elif args.command == "refit-jobs":
+        print(json.dumps(refit_jobs(args.model)))
     else:
         job(json.loads(args.spec), args.train, args.work, args.decision)
     return 0
