@@ -21,7 +21,7 @@ Steps:
    run as in step 2 with ``--jobs`` and composed with ``emotion_ensemble compose --tta`` (the chosen TTA).
 
 Lessons of the H200 runs: each job is bound by its own CPU process (2.1-2.5 s per epoch of the
-48-384 VGG at batch 128 with 4 jobs time-sliced, about 3 s with 8 under MPS), so jobs do not speed
+48-384 VGG at batch 128 with 4 jobs time-sliced, 2.5-3.1 s with 8 under MPS), so jobs do not speed
 up when others end. Under CUDA MPS (``--mps``) all 8 jobs of a run stalled when the first to finish
 ran its extra CUDA pass after training (a holdout-probability pass, since removed), and the deadline
 killed them all; without MPS, 4 jobs ran to the end. MPS is therefore off unless asked for.
