@@ -29,7 +29,7 @@ from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import build_network
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
-from training.emotion_dataset import FaceSet, face_hashes, holdout_split, load_split
+from training.emotion_dataset import FaceSet, face_hashes, holdout_split, load_split, near_duplicates_of
 from training.emotion_ensemble import compose
 from training.emotion_pool import decide, gather, refit_jobs
 from training.train_emotion import TrainConfig, train
@@ -209,11 +209,26 @@ def test_public_test_has_240_faces_of_train_and_the_holdout_is_clean() -> None:
     assert (len(split.fit), len(split.holdout), split.moved) == (26059, 2650, 222)
     hashes = face_hashes(train_set.images)
     assert not np.isin(hashes[split.holdout], hashes[split.fit]).any()
+    # Near-duplicates: 428 PublicTest faces are a training photo re-cropped or re-encoded (r >= 0.90);
+    # all but one of the 240 pixel-identical ones among them (the other is a blank face: no correlation).
+    near = near_duplicates_of(public.images, train_set.images)
+    duplicate = np.isin(face_hashes(public.images), hashes)
+    assert (int(near.sum()), int((near | duplicate).sum())) == (428, 429)
+
+
+def test_near_duplicates_are_the_same_photo_shifted_or_re_exposed() -> None:
+    faces = load_split(data_path("fer2013", "val")).images[:3]
+    brighter = np.clip(faces[0] * 0.8 + 20, 0, 255).astype(np.uint8)  # r = 0.9999
+    shifted = np.roll(faces[1], 1, axis=1)  # one pixel to the right: r = 0.942
+    reference = np.stack([brighter, shifted])
+    assert near_duplicates_of(faces, reference).tolist() == [True, True, False]
+    assert near_duplicates_of(faces, reference, threshold=0.95).tolist() == [True, False, False]
 
 
 @pytest.mark.slow
 def test_accuracy_on_public_test_matches_the_card(capsys: pytest.CaptureFixture[str]) -> None:
-    """The card's figures, within 0.003 (evaluation is deterministic): deduplicated and in full."""
+    """The card's figures, within 0.003 (evaluation is deterministic): deduplicated, without the
+    near-duplicates too, and in full."""
     card = json.loads(card_path(DEFAULT_MODEL).read_text())["public_test"]
     assert main(["eval-emotion", "--json", "--data", str(data_path("fer2013"))]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -226,6 +241,9 @@ def test_accuracy_on_public_test_matches_the_card(capsys: pytest.CaptureFixture[
     assert abs(dedup["accuracy"] - card["deduplicated"]["accuracy"]) <= 0.003
     assert abs(full["accuracy"] - card["full"]["accuracy"]) <= 0.003
     assert abs(dedup["happy_sad_rest_accuracy"] - card["deduplicated"]["happy_sad_rest_accuracy"]) <= 0.003
+    near = result["near_deduplicated"]
+    assert (near["count"], near["removed"]) == (3006, 429)
+    assert abs(near["accuracy"] - card["near_deduplicated"]["accuracy"]) <= 0.003
     assert dedup["per_class_recall"]["happy"] >= 0.8
 
 

@@ -1,8 +1,9 @@
 """Read FER2013 in the Kaggle image-folder layout (``<split>/<emotion>/*.jpg``) into arrays.
 
-Also the evaluation protocol's two data utilities: :func:`without_duplicates_of` (PublicTest less the
-faces that are pixel-identical to training faces) and :func:`holdout_split` (the fixed part of train
-that every modelling choice is made on, so PublicTest is only ever reported).
+Also the evaluation protocol's data utilities: :func:`without_duplicates_of` (PublicTest less the
+faces that are pixel-identical to training faces), :func:`near_duplicates_of` (faces that are the
+same photograph as a training face, re-cropped or re-encoded) and :func:`holdout_split` (the fixed
+part of train that every modelling choice is made on, so PublicTest is only ever reported).
 """
 
 from __future__ import annotations
@@ -77,6 +78,30 @@ def face_hashes(images: np.ndarray) -> np.ndarray:
 def duplicates_of(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Boolean mask (N,): which of ``images`` are pixel-identical to some face of ``reference``."""
     return np.isin(face_hashes(images), face_hashes(reference))
+
+
+NEAR_DUPLICATE_CORRELATION = 0.90
+"""Pixel correlation from which two faces count as one photograph. Looked at by eye on random
+PublicTest-train pairs (2026-12-01): every pair from 0.90 up was the same photo shifted, re-cropped or
+re-encoded; between 0.85 and 0.90 different photos of similar faces begin to appear."""
+
+
+def near_duplicates_of(
+    images: np.ndarray, reference: np.ndarray, threshold: float = NEAR_DUPLICATE_CORRELATION
+) -> np.ndarray:
+    """Boolean mask (N,): which of ``images`` (N, 48, 48) correlate with some face of ``reference``
+    (M, 48, 48) at ``threshold`` or more (Pearson correlation of the pixel vectors; 1 for a
+    pixel-identical or brightness/contrast-shifted copy)."""
+
+    def unit(faces: np.ndarray) -> np.ndarray:
+        x = faces.reshape(len(faces), -1).astype(np.float32)
+        x -= x.mean(axis=1, keepdims=True)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+    ref = unit(reference)
+    query = unit(images)
+    best = [(query[i : i + 512] @ ref.T).max(axis=1) for i in range(0, len(query), 512)]
+    return np.concatenate(best) >= threshold if best else np.zeros(0, dtype=bool)
 
 
 def without_duplicates_of(faces: FaceSet, reference: FaceSet) -> FaceSet:

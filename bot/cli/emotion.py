@@ -185,6 +185,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{scores.duplicates} faces pixel-identical to training faces:"
     )
     print(scores.deduplicated.table())
+    near = scores.near_deduplicated
+    print(
+        f"less the {scores.near_duplicates} faces that are a training photo, near-duplicates too "
+        f"({near.count}): accuracy {near.accuracy:.4f}, happy/sad/rest {near.happy_sad_rest_accuracy:.4f}"
+    )
     print(
         f"with those {scores.duplicates} faces (all {scores.full.count}, as papers report): accuracy "
         f"{scores.full.accuracy:.4f}, happy/sad/rest {scores.full.happy_sad_rest_accuracy:.4f}"
