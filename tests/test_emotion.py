@@ -32,7 +32,7 @@ from tests.conftest import data_path
 from training.emotion_dataset import FaceSet, face_hashes, holdout_split, load_split, near_duplicates_of
 from training.emotion_ensemble import compose
 from training.emotion_pool import decide, gather, refit_jobs
-from training.train_emotion import TrainConfig, train
+from training.train_emotion import TrainConfig, distil_loss, train
 
 REAL_FACES = Path(__file__).resolve().parents[1] / "training" / "real_faces_emotion.csv"
 
@@ -355,6 +355,33 @@ def test_training_is_deterministic_checkpointed_and_resumable(tiny_fer: Path, tm
     assert EmotionClassifier(tmp_path / "e" / "m.pt", tta="tencrop").probabilities(
         np.zeros((2, 48, 48), np.uint8)
     ).shape == (2, 7)
+
+
+def test_distil_loss_mixes_the_label_loss_and_the_teacher() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 0.0]])
+    hard = torch.tensor(1.25)
+    same = torch.softmax(logits, dim=1)
+    assert float(distil_loss(logits, same, hard, 0.5)) == pytest.approx(0.625, abs=1e-6)  # KL = 0
+    other = torch.full((1, 7), 1 / 7)
+    kl = float((other * (other.log() - torch.log_softmax(logits, dim=1))).sum())
+    assert float(distil_loss(logits, other, hard, 1.0)) == pytest.approx(kl, abs=1e-6)
+    assert float(distil_loss(logits, other, hard, 0.0)) == pytest.approx(1.25)
+
+
+@pytest.mark.slow
+def test_training_distils_from_a_teacher(tiny_fer: Path, tmp_path: Path) -> None:
+    """With the shipped model as teacher the run differs from the same run without one, and says so."""
+    quiet = lambda *_: None  # noqa: E731
+    plain = train(tiny_config(tiny_fer, tmp_path / "a" / "m.pt", epochs=1), log=quiet)
+    config = tiny_config(tiny_fer, tmp_path / "b" / "m.pt", epochs=1)
+    config.teacher, config.distil_weight = str(DEFAULT_MODEL), 0.5
+    lines: list[str] = []
+    distilled = train(config, log=lines.append)
+    assert any(line.startswith(f"teacher {DEFAULT_MODEL}: soft targets for 126 faces") for line in lines)
+    recorded = distilled["training"]
+    assert (recorded["teacher"], recorded["distil_weight"]) == (str(DEFAULT_MODEL), 0.5)
+    assert "teacher" not in plain["training"]
+    assert distilled["training"]["history"][0]["loss"] != plain["training"]["history"][0]["loss"]
 
 
 def test_eval_emotion_refuses_the_holdout_for_networks_that_trained_on_it(

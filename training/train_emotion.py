@@ -85,6 +85,11 @@ class TrainConfig:
     """Write ``<out>.ckpt`` every this many epochs (0 = never)."""
     limit: int = 0
     """Train on the first ``limit`` shuffled images only (0 = all); for smoke tests."""
+    teacher: str = ""
+    """Distil from this emotion model (a model file or a network; empty = no teacher): its
+    probabilities on each training face (un-augmented) are soft targets, see :func:`distil_loss`."""
+    distil_weight: float = 0.5
+    """Weight of the soft-target term against the label term (used with ``teacher`` only)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -243,6 +248,24 @@ def make_network(config: TrainConfig) -> nn.Module:
     return build_network(config.architecture_card(), len(EMOTIONS))
 
 
+def teacher_probabilities(teacher: Path, faces: FaceSet, batch_size: int = 256) -> np.ndarray:
+    """The teacher model's probabilities (N, 7) float32 on ``faces``, with the teacher's own TTA."""
+    from core.vision.emotion.classifier import EmotionClassifier
+
+    classifier = EmotionClassifier(teacher)
+    return np.concatenate(
+        [classifier.probabilities(faces.images[i : i + batch_size]) for i in range(0, len(faces), batch_size)]
+    )
+
+
+def distil_loss(
+    logits: torch.Tensor, soft: torch.Tensor, hard_loss: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """``(1 - weight) * hard_loss + weight * KL(soft || softmax(logits))``, batch mean; ``soft`` (B, 7)."""
+    kl = F.kl_div(F.log_softmax(logits, dim=1), soft, reduction="batchmean")
+    return (1.0 - weight) * hard_loss + weight * kl
+
+
 def train(
     config: TrainConfig,
     log: Any = print,
@@ -301,6 +324,12 @@ def train(
 
     images = torch.from_numpy(train_set.images).unsqueeze(1).to(device)  # (N, 1, 48, 48) uint8
     labels = torch.from_numpy(train_set.labels).to(device)
+    soft_targets = None
+    if config.teacher:
+        t0 = time.perf_counter()
+        soft_targets = torch.from_numpy(teacher_probabilities(Path(config.teacher), train_set)).to(device)
+        seconds = time.perf_counter() - t0
+        log(f"teacher {config.teacher}: soft targets for {len(train_set)} faces in {seconds:.0f} s")
     log(
         f"training on {len(train_set)} faces, {config.epochs} epochs, device {device}, "
         f"autocast {dtype}, {sum(p.numel() for p in model.parameters()):,} parameters"
@@ -333,6 +362,8 @@ def train(
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
+                if soft_targets is not None:
+                    loss = distil_loss(logits.float(), soft_targets[idx], loss, config.distil_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -442,6 +473,7 @@ def _write_model(
             "weight_decay": config.weight_decay,
             "label_smoothing": config.label_smoothing,
             "class_weights": {e: round(float(w), 3) for e, w in zip(EMOTIONS, weights, strict=True)},
+            **({"teacher": config.teacher, "distil_weight": config.distil_weight} if config.teacher else {}),
             "augmentation": "affine (rotation +-15 deg, scale 0.85-1.15, shift +-10%, mirror), "
             "brightness +-0.1, contrast 0.7-1.3, random erasing p=0.5",
             "seed": config.seed,

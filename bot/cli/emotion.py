@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--resume", action="store_true", help="continue from <out>.ckpt")
     p.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke runs)")
+    p.add_argument("--teacher", type=Path, help="distil from this emotion model (soft targets)")
+    p.add_argument("--distil-weight", type=float, default=0.5, help="weight of the soft targets")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser(
@@ -140,6 +142,8 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
         limit=args.limit,
+        teacher=str(args.teacher or ""),
+        distil_weight=args.distil_weight,
     )
     card = train(config)
     holdout = (card.get("holdout") or {}).get("flip") or {}
