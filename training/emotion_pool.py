@@ -15,6 +15,9 @@ Steps:
    speed of each job and gives each "long" job the largest epoch count of :data:`LONG_EPOCHS` that
    ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards and
    the log come back in at most 8 files.
+   The pack travels with the working tree, whose limit (64 MiB) it and the shipped weights (33 MB)
+   exceed together: the jobs do not read ``models/emotion/*.pt``, so move them into ``.gpu/`` for the
+   call and back after it (the tests check their sha256).
 3. Refit: once :mod:`training.emotion_ensemble` has chosen members on the holdout,
    ``python -m training.emotion_pool refit-jobs models/emotion/emotion_model.json`` prints the jobs that
    train each member's recipe again (same architecture, seed and epoch count) on all of train, to be
