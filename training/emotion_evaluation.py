@@ -9,6 +9,7 @@ re-encoded: the strictest figure), and in full (the figure papers quote).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -126,13 +127,20 @@ class PublicTestScores:
         }
 
 
-def public_test_scores(model: Path | EmotionClassifier, data: Path) -> PublicTestScores:
-    """Score a model on ``data/val`` (FER2013 PublicTest), deduplicated against ``data/train`` and in full."""
-    classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
+@cache
+def public_test_split(data: Path) -> tuple[FaceSet, np.ndarray, np.ndarray]:
+    """PublicTest (``data/val``) and two masks (N,): pixel-identical to a ``data/train`` face, and
+    that or a near-duplicate of one. Cached: scoring several models reads the splits once."""
     public = load_split(data / "val")
     train = load_split(data / "train").images
     duplicate = duplicates_of(public.images, train)
-    near = duplicate | near_duplicates_of(public.images, train)
+    return public, duplicate, duplicate | near_duplicates_of(public.images, train)
+
+
+def public_test_scores(model: Path | EmotionClassifier, data: Path) -> PublicTestScores:
+    """Score a model on ``data/val`` (FER2013 PublicTest), deduplicated against ``data/train`` and in full."""
+    classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
+    public, duplicate, near = public_test_split(Path(data).resolve())
     predicted = predictions_of(classifier, public).argmax(1)
     return PublicTestScores(
         evaluate(predicted[~duplicate], public.labels[~duplicate]),

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from core.vision.emotion.classifier import card_path
 from training.emotion_dataset import HOLDOUT_FRACTION, FaceSet, load_split
 
 POOL: list[dict[str, Any]] = [
@@ -154,7 +155,7 @@ def refit_jobs(model_path: Path) -> list[dict[str, Any]]:
     model = json.loads(model_path.read_text())
     jobs = []
     for member in model["members"]:
-        card = json.loads((model_path.parent / member).with_suffix(".json").read_text())
+        card = json.loads(card_path(model_path.parent / member).read_text())
         architecture, training = card["architecture"], card["training"]
         jobs.append(
             {
@@ -280,10 +281,10 @@ def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, 
         if progress.is_file():
             logs.append("\n".join(json.loads(x)["line"] for x in progress.read_text().splitlines()))
         weights = folder / f"{spec['name']}.pt"
-        if not (weights.is_file() and weights.with_suffix(".json").is_file()):
+        if not (weights.is_file() and card_path(weights).is_file()):
             continue
         returned.append(spec["name"])
-        files = [weights, weights.with_suffix(".json")]
+        files = [weights, card_path(weights)]
         size = sum(f.stat().st_size for f in files) + 10_000
         for i, used in enumerate(sizes):
             if used + size <= BUNDLE_BYTES:

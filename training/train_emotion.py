@@ -36,7 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from core.vision.emotion.classifier import TTA_MODES, card_path, predict_probabilities, to_input
+from core.vision.emotion.classifier import (
+    TTA_MODES,
+    EmotionClassifier,
+    card_path,
+    predict_probabilities,
+    to_input,
+)
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
 from training.emotion_dataset import (
@@ -47,7 +53,7 @@ from training.emotion_dataset import (
     load_split,
     subset,
 )
-from training.emotion_evaluation import evaluate
+from training.emotion_evaluation import evaluate, predictions_of
 
 DEFAULT_WIDTHS = {"vgg": (48, 96, 192, 384), "resnet": (32, 64, 128, 256)}
 """Stage widths of each architecture when none are given."""
@@ -248,16 +254,6 @@ def make_network(config: TrainConfig) -> nn.Module:
     return build_network(config.architecture_card(), len(EMOTIONS))
 
 
-def teacher_probabilities(teacher: Path, faces: FaceSet, batch_size: int = 256) -> np.ndarray:
-    """The teacher model's probabilities (N, 7) float32 on ``faces``, with the teacher's own TTA."""
-    from core.vision.emotion.classifier import EmotionClassifier
-
-    classifier = EmotionClassifier(teacher)
-    return np.concatenate(
-        [classifier.probabilities(faces.images[i : i + batch_size]) for i in range(0, len(faces), batch_size)]
-    )
-
-
 def distil_loss(
     logits: torch.Tensor, soft: torch.Tensor, hard_loss: torch.Tensor, weight: float
 ) -> torch.Tensor:
@@ -327,7 +323,8 @@ def train(
     soft_targets = None
     if config.teacher:
         t0 = time.perf_counter()
-        soft_targets = torch.from_numpy(teacher_probabilities(Path(config.teacher), train_set)).to(device)
+        teacher = EmotionClassifier(Path(config.teacher))  # its own TTA and precision
+        soft_targets = torch.from_numpy(predictions_of(teacher, train_set)).to(device)
         seconds = time.perf_counter() - t0
         log(f"teacher {config.teacher}: soft targets for {len(train_set)} faces in {seconds:.0f} s")
     log(
