@@ -54,6 +54,13 @@ PUBLISHED_FITTED_WITHOUT_INSTRUMENTALNESS = {
     "happy|energetic": 0.8711,
     "sad|calm": 0.9600,
 }
+PUBLISHED_CEILING = {
+    "lda": {"happy": 0.7644, "energetic": 0.8489, "happy|energetic": 0.9156},
+    "logistic C=1": {"happy": 0.7956, "energetic": 0.8844, "happy|energetic": 0.9111},
+}
+"""IN-SAMPLE, per fold: each head fitted on all of moods-dev, scored on the folds it saw (no popularity).
+Even so, happy stays under 0.85 and happy -> Happy|Energetic under 0.95: the per-fold goal is out of
+reach of this model family on these features, not only of the held-out fit."""
 PUBLISHED_LEGACY = {
     "happy": 0.6711,
     "sad": 0.6089,
@@ -118,6 +125,20 @@ def test_held_out_precision_is_reproduced(labelled: pd.DataFrame) -> None:
     for mood in LABELLED_MOODS:
         assert fitted[mood] > legacy[mood], mood
     assert fitted["calm"] >= 0.95 and fitted["sad"] >= 0.9 and fitted["sad|calm"] >= 0.95
+
+
+@pytest.mark.slow
+def test_in_sample_ceiling_is_reproduced(labelled: pd.DataFrame) -> None:
+    features = fit_moods.FEATURE_SETS["with_instrumentalness"]
+    ceiling = fit_moods.in_sample_ceiling(labelled, features)
+    published = json.loads(FIGURES.read_text())["in_sample_ceiling"]
+    assert published["features"] == list(features)
+    for classifier, expected in PUBLISHED_CEILING.items():
+        got, shown = means(ceiling[classifier]), means(published["per_fold"][classifier])
+        assert {k: shown[k] for k in expected} == pytest.approx(expected, abs=1e-4)
+        assert got == pytest.approx(shown, abs=TOLERANCE)
+        assert got["happy"] < 0.85 and got["happy|energetic"] < 0.95
+    assert max(means(c)["happy"] for c in ceiling.values()) >= PUBLISHED_FITTED["happy"]
 
 
 @pytest.mark.slow
