@@ -121,12 +121,15 @@ class HoldoutSplit:
     """Indices into a training split: ``fit`` trains, ``holdout`` scores choices (disjoint, sorted).
 
     ``moved`` counts the drawn holdout faces that were pixel-identical to a face of the fit part and
-    so went back to it: the holdout shares no image with what the networks train on.
+    so went back to it; ``near_moved`` those that were the same photograph as a fit face
+    (:func:`near_duplicates_of`) and went back too. The holdout shares no photograph with what the
+    networks train on.
     """
 
     fit: np.ndarray
     holdout: np.ndarray
     moved: int
+    near_moved: int = 0
 
 
 def holdout_split(
@@ -136,7 +139,11 @@ def holdout_split(
 
     Each class's faces are shuffled with ``seed`` and the first ``round(fraction * count)`` are
     drawn; a drawn face whose pixels equal those of an undrawn face (FER2013 train holds repeats)
-    returns to the fit part. ``fraction`` 0 holds nothing out.
+    returns to the fit part, and so does one that correlates with a fit face at
+    :data:`NEAR_DUPLICATE_CORRELATION` or more (repeated until none is left: a face that returned
+    can pull a near copy of itself after it). The holdout is a subset of the one drawn before
+    near-duplicates were returned (2026-12-01), so networks trained on that fit part stay clean on
+    it. ``fraction`` 0 holds nothing out.
     """
     if not 0 <= fraction < 1:
         raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
@@ -148,7 +155,17 @@ def holdout_split(
     hashes = face_hashes(faces.images)
     shared = drawn & np.isin(hashes, hashes[~drawn])
     holdout = drawn & ~shared
-    return HoldoutSplit(np.flatnonzero(~holdout), np.flatnonzero(holdout), int(shared.sum()))
+    near_moved = 0
+    reference = faces.images[~holdout]
+    while holdout.any() and len(reference):
+        kept = np.flatnonzero(holdout)
+        returned = kept[near_duplicates_of(faces.images[kept], reference)]
+        if not returned.size:
+            break
+        holdout[returned] = False
+        near_moved += int(returned.size)
+        reference = faces.images[returned]  # the rest of the fit part was compared already
+    return HoldoutSplit(np.flatnonzero(~holdout), np.flatnonzero(holdout), int(shared.sum()), near_moved)
 
 
 def subset(faces: FaceSet, index: np.ndarray) -> FaceSet:

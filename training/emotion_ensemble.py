@@ -35,10 +35,14 @@ import numpy as np
 
 from core.vision.emotion.classifier import TTA_MODES, EmotionClassifier, card_path
 from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
-from training.emotion_evaluation import evaluate, predictions_of, public_test_scores
+from training.emotion_evaluation import evaluate, predictions_of, public_test_scores, tta_scores
 
 BUDGET_MS = 15.0
 """CPU time per face allowed at inference, at batch 1 and at batch 32, with the TTA shipped."""
+
+
+RESCORED = "by emotion_ensemble choose, on the holdout as drawn when the model was chosen"
+"""Where a member's holdout figures come from (its training run scored the holdout of its day)."""
 
 
 def holdout_faces(data: Path) -> FaceSet:
@@ -113,11 +117,12 @@ def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET
     holdout = holdout_faces(data)
     options: list[Option] = []
     timing: dict[str, dict[str, float]] = {}
+    every: dict[str, dict[str, np.ndarray]] = {}  # candidate -> TTA -> holdout probabilities
     for tta in TTA_MODES:
         probs, cost = {}, {}
         for path in candidates:
             clf = EmotionClassifier(path, tta=tta)
-            probs[path.stem] = predictions_of(clf, holdout)
+            probs[path.stem] = every.setdefault(path.stem, {})[tta] = predictions_of(clf, holdout)
             ms = max(ms_per_face(clf, 1), ms_per_face(clf, 32))
             cost[path.stem] = ms
             timing.setdefault(path.stem, {})[tta] = round(ms, 2)
@@ -136,11 +141,14 @@ def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET
     members = []
     for i, name in enumerate(best.members):
         target = out.parent / ("emotion_cnn.pt" if i == 0 else f"emotion_cnn_{i + 1}.pt")
+        card = json.loads(card_path(sources[name]).read_text())
         if sources[name].resolve() != target.resolve():
             shutil.copyfile(sources[name], target)
-            card = json.loads(card_path(sources[name]).read_text())
             card["weights_file"], card["pool_name"] = target.name, name
-            card_path(target).write_text(json.dumps(card, indent=2) + "\n")
+        # The holdout as drawn now (a subset of the one the network was scored on when it trained,
+        # should the split have lost faces since): the card and the model agree on it.
+        card["holdout"] = {**tta_scores(every[name], holdout.labels), "scored": RESCORED}
+        card_path(target).write_text(json.dumps(card, indent=2) + "\n")
         members.append(target.name)
     model: dict[str, Any] = {
         "name": "moodtunes-emotion",

@@ -78,6 +78,16 @@ def evaluate(predicted: np.ndarray, labels: np.ndarray) -> Evaluation:
     return Evaluation(accuracy, recall, confusion, coarse, len(labels))
 
 
+def tta_scores(probs: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, object]:
+    """A card's ``holdout`` section from each TTA mode's probabilities (N, 7): the count, and the
+    accuracy per mode (the full evaluation for ``flip``, the mode a single network ships with)."""
+    scores: dict[str, object] = {"count": len(labels)}
+    for tta, p in probs.items():
+        result = evaluate(p.argmax(1), labels)
+        scores[tta] = result.as_dict() if tta == "flip" else round(result.accuracy, 4)
+    return scores
+
+
 def predictions_of(classifier: EmotionClassifier, faces: FaceSet, batch_size: int = 256) -> np.ndarray:
     """Probabilities (N, 7) of a loaded model on a split, as the application computes them."""
     if len(faces) == 0:

@@ -53,7 +53,7 @@ from training.emotion_dataset import (
     load_split,
     subset,
 )
-from training.emotion_evaluation import evaluate, predictions_of
+from training.emotion_evaluation import predictions_of, tta_scores
 
 DEFAULT_WIDTHS = {"vgg": (48, 96, 192, 384), "resnet": (32, 64, 128, 256)}
 """Stage widths of each architecture when none are given."""
@@ -137,8 +137,9 @@ def load_training_data(config: TrainConfig, train_set: FaceSet | None = None) ->
         subset(faces, split.fit),
         subset(faces, split.holdout),
         f"FER2013 train less the holdout: {len(split.fit)} faces for training, {len(split.holdout)} "
-        f"held out ({config.holdout:.0%} per class, seed {HOLDOUT_SEED}, {split.moved} drawn faces "
-        f"that repeat a training face left in training; {source})",
+        f"held out ({config.holdout:.0%} per class, seed {HOLDOUT_SEED}; {split.moved} drawn faces "
+        f"that repeat a training face and {split.near_moved} that are near copies of one left in "
+        f"training; {source})",
     )
 
 
@@ -409,13 +410,8 @@ def holdout_scores(
     model: nn.Module, holdout: FaceSet, mean: float, std: float, device: torch.device
 ) -> dict[str, Any]:
     """Holdout accuracy for every TTA mode (the full evaluation for ``flip``)."""
-    scores: dict[str, Any] = {"count": len(holdout)}
-    for tta in TTA_MODES:
-        result = evaluate(
-            split_probabilities(model, holdout, mean, std, device, tta).argmax(1), holdout.labels
-        )
-        scores[tta] = result.as_dict() if tta == "flip" else round(result.accuracy, 4)
-    return scores
+    probs = {tta: split_probabilities(model, holdout, mean, std, device, tta) for tta in TTA_MODES}
+    return tta_scores(probs, holdout.labels)
 
 
 def _write_model(
