@@ -33,6 +33,9 @@ Measurement protocol (everything seeded; the script prints what it writes):
   is kept and its weight raised while the score stays within :data:`WEIGHT_TOLERANCE` of the best
   (moods-dev cannot value popularity, so the tolerance is what buys songs people know). The shipped
   pair is chosen the same way on all of moods-dev.
+* In-sample ceiling (:func:`in_sample_ceiling`, labelled IN-SAMPLE wherever it is shown): each
+  classifier fitted on all of moods-dev, popularity weight 0, scored on the same outer folds; what the
+  model family reaches per fold when nothing is held out.
 * No distractors from tracks.csv are mixed into the pools: they carry no label, so a list holding
   them could not be scored without guessing their mood.
 
