@@ -213,11 +213,24 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     assert abs(model["holdout"]["accuracy"] - best["holdout_accuracy"]) <= 1e-4
     for name, source in zip(model["members"], best["members"], strict=True):
         card = json.loads(card_path(out.parent / name).read_text())
-        assert card["pool_name"] == source and card["holdout"]["scored"] == RESCORED
+        origin = json.loads(card_path(tmp_path / "pool" / f"{source}.pt").read_text())
+        assert (out.parent / name).read_bytes() == (tmp_path / "pool" / f"{source}.pt").read_bytes()
+        assert card["pool_name"] == origin["pool_name"] and card["holdout"]["scored"] == RESCORED
         assert card["holdout"]["count"] == len(few)
         flip_probs = predictions_of(EmotionClassifier(out.parent / name, tta="flip"), few)
         flip = evaluate(flip_probs.argmax(1), few.labels)
         assert card["holdout"]["flip"]["accuracy"] == round(flip.accuracy, 4)
+
+    assert len(model["members"]) >= 2  # so that choosing one of them again leaves members to remove
+    # Chosen again from its own members, within a budget of one network (each timed at 1 ms here):
+    # the best one becomes emotion_cnn.pt, and the members left over are removed.
+    monkeypatch.setattr(emotion_ensemble, "ms_per_face", lambda classifier, batch: 1.0)
+    before = {Path(name).stem: (out.parent / name).read_bytes() for name in model["members"]}
+    again = choose([out.parent / name for name in model["members"]], Path("/nowhere"), out, budget=1.0)
+    (single,) = max(again["selection"]["options"], key=lambda o: o["holdout_accuracy"])["members"]
+    assert again["members"] == ["emotion_cnn.pt"]
+    assert (out.parent / "emotion_cnn.pt").read_bytes() == before[single]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["emotion_cnn.json", "emotion_cnn.pt", out.name]
 
 
 def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -136,20 +135,7 @@ def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET
     best = max(fitting, key=lambda o: (round(o.accuracy, 4), -o.ms))
     print(f"chosen: {best.as_dict()}", flush=True)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sources = {p.stem: p for p in candidates}
-    members = []
-    for i, name in enumerate(best.members):
-        target = out.parent / ("emotion_cnn.pt" if i == 0 else f"emotion_cnn_{i + 1}.pt")
-        card = json.loads(card_path(sources[name]).read_text())
-        if sources[name].resolve() != target.resolve():
-            shutil.copyfile(sources[name], target)
-            card["weights_file"], card["pool_name"] = target.name, name
-        # The holdout as drawn now (a subset of the one the network was scored on when it trained,
-        # should the split have lost faces since): the card and the model agree on it.
-        card["holdout"] = {**tta_scores(every[name], holdout.labels), "scored": RESCORED}
-        card_path(target).write_text(json.dumps(card, indent=2) + "\n")
-        members.append(target.name)
+    members = install_members(best.members, candidates, every, holdout.labels, out.parent)
     model: dict[str, Any] = {
         "name": "moodtunes-emotion",
         "members": members,
@@ -174,6 +160,45 @@ def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET
     ).as_dict()
     out.write_text(json.dumps(model, indent=2) + "\n")
     return model
+
+
+def member_file(index: int) -> str:
+    """The file name of the ``index``-th member (0-based) beside the model file."""
+    return "emotion_cnn.pt" if index == 0 else f"emotion_cnn_{index + 1}.pt"
+
+
+def install_members(
+    chosen: tuple[str, ...],
+    candidates: list[Path],
+    probs: dict[str, dict[str, np.ndarray]],
+    labels: np.ndarray,
+    folder: Path,
+) -> list[str]:
+    """Copy the ``chosen`` candidates (by stem) into ``folder`` as ``emotion_cnn.pt``, ``_2``, ...
+    with their cards, and return the file names. All are read before any is written, so candidates
+    may be the members of the model before (in ``folder``). Each card keeps its ``pool_name`` (or
+    gets the candidate's stem) and has its holdout scores redone from ``probs`` (stem -> TTA ->
+    holdout probabilities (N, 7)) against ``labels``: the holdout as drawn now, a subset of the one a
+    network scored when it trained should the split have lost faces since, so card and model agree.
+    Members left from a bigger model before are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = {p.stem: p for p in candidates}
+    staged = [(stem, sources[stem].read_bytes(), card_path(sources[stem]).read_text()) for stem in chosen]
+    names = []
+    for i, (stem, weights, card_text) in enumerate(staged):
+        target, card = folder / member_file(i), json.loads(card_text)
+        target.write_bytes(weights)
+        card["weights_file"], card["pool_name"] = target.name, card.get("pool_name", stem)
+        card["holdout"] = {**tta_scores(probs[stem], labels), "scored": RESCORED}
+        card_path(target).write_text(json.dumps(card, indent=2) + "\n")
+        names.append(target.name)
+    index = len(chosen)
+    while (folder / member_file(index)).is_file():
+        stale = folder / member_file(index)
+        stale.unlink()
+        card_path(stale).unlink(missing_ok=True)
+        index += 1
+    return names
 
 
 def holdout_clean(weights: Path) -> bool:
