@@ -40,7 +40,7 @@ from training.emotion_dataset import (
 )
 from training.emotion_ensemble import RESCORED, choose, compose, greedy
 from training.emotion_evaluation import evaluate, predictions_of
-from training.emotion_pool import decide, gather, refit_jobs
+from training.emotion_pool import POOL, check_jobs, decide, gather, job_config, refit_jobs
 from training.train_emotion import TrainConfig, distil_loss, train
 
 REAL_FACES = Path(__file__).resolve().parents[1] / "training" / "real_faces_emotion.csv"
@@ -240,6 +240,11 @@ def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(tmp_path: Path) -> No
     assert [(j["seed"], j["epochs"], j["widths"], j["holdout"]) for j in jobs] == [
         (c["training"]["seed"], c["training"]["epochs"], c["architecture"]["widths"], 0.0) for c in cards
     ]
+    recipe = ("lr", "weight_decay", "batch_size", "label_smoothing")
+    assert [[j[k] for k in (*recipe, "dropout")] for j in jobs] == [
+        [*(c["training"][k] for k in recipe), c["architecture"]["dropout"]] for c in cards
+    ]
+    check_jobs(jobs)
     # A network refit on all of train has no holdout scores: its TTA cannot be chosen, only given.
     members = []
     for name in ("refit_a.pt", "refit_b.pt"):
@@ -255,6 +260,25 @@ def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(tmp_path: Path) -> No
     assert (model["members"], model["tta"], model["holdout"]) == (["refit_a.pt", "refit_b.pt"], "none", None)
     assert model["selection"]["options"][0]["holdout_accuracy"] is None
     assert EmotionClassifier(out).probabilities(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
+
+
+def test_pool_jobs_carry_a_recipe_and_bad_ones_are_refused_before_the_run(tmp_path: Path) -> None:
+    spec = {"name": "ls0", "architecture": "vgg", "seed": 5, "epochs": "long", "lr": 0.05}
+    spec |= {"label_smoothing": 0.0, "widths": [32, 64, 128, 256], "dropout": 0.4}
+    config = job_config(spec, tmp_path, device="cpu")
+    assert (config.lr, config.label_smoothing, config.dropout) == (0.05, 0.0, 0.4)
+    assert config.widths == (32, 64, 128, 256)
+    assert (config.out, config.seed, config.holdout, config.epochs) == (tmp_path / "ls0.pt", 5, 0.1, 300)
+    assert config.weight_decay == TrainConfig(Path(), Path()).weight_decay  # unset: the default
+    check_jobs(POOL)
+    with pytest.raises(ValueError, match="unknown \\['learning_rate'\\]"):
+        check_jobs([{**spec, "learning_rate": 0.1}])
+    with pytest.raises(ValueError, match="unique"):
+        check_jobs([spec, spec])
+    with pytest.raises(ValueError, match="missing \\['seed'\\]"):
+        check_jobs([{k: v for k, v in spec.items() if k != "seed"}])
+    with pytest.raises(ValueError, match="more than 2"):
+        check_jobs([{**spec, "epochs": 2}])
 
 
 def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(tmp_path: Path) -> None:

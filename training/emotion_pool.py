@@ -14,8 +14,10 @@ Steps:
    (the warm-up, whose learning rates do not depend on the run's length) the driver measures the
    speed of each job and gives each "long" job the largest epoch count of :data:`LONG_EPOCHS` that
    ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards and
-   the log come back in at most 8 files.
-   The pack travels with the working tree, whose limit (64 MiB) it and the shipped weights (33 MB)
+   the log come back in at most 8 files. ``--jobs`` (a JSON list) replaces :data:`POOL`: a job names
+   its architecture, seed and epochs and may set any field of :data:`RECIPE_KEYS` (learning rate,
+   weight decay, label smoothing, widths, ...); the list is checked before anything starts.
+   The pack travels with the working tree, whose limit (64 MiB) it and the shipped weights (36 MB)
    exceed together: the jobs do not read ``models/emotion/*.pt``, so move them into ``.gpu/`` for the
    call and back after it (the tests check their sha256).
 3. Refit: once :mod:`training.emotion_ensemble` has chosen members on the holdout,
@@ -42,12 +44,15 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.vision.emotion.classifier import card_path
 from training.emotion_dataset import HOLDOUT_FRACTION, FaceSet, load_split
+
+if TYPE_CHECKING:
+    from training.train_emotion import TrainConfig
 
 POOL: list[dict[str, Any]] = [
     {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long"},
@@ -69,6 +74,21 @@ POOL: list[dict[str, Any]] = [
 LONG_EPOCHS = (300, 250, 200, 160, 120, 100, 80)
 """Epoch counts a long job may get, longest first."""
 WARMUP_EPOCHS = 2
+RECIPE_KEYS = (
+    "widths",
+    "convs_per_stage",
+    "blocks_per_stage",
+    "dropout",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "label_smoothing",
+    "class_weight_power",
+)
+"""Fields of :class:`training.train_emotion.TrainConfig` a job may set (the recipe; the rest are the
+defaults). ``warmup_epochs`` is not among them: :func:`decide` times every job's first
+:data:`WARMUP_EPOCHS` epochs, which must be the warm-up for the timing to hold."""
+JOB_KEYS = frozenset({"name", "architecture", "seed", "epochs", "holdout", *RECIPE_KEYS})
 BUNDLE_BYTES = 16_000_000
 """Largest file to send back (the device returns files of up to 16 MiB, at most 8)."""
 
@@ -108,26 +128,54 @@ def decide(
     return epochs
 
 
-def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> None:
-    """Train one pool network on the GPU; write its weights and card (with its holdout scores)."""
-    from training.train_emotion import TrainConfig, load_training_data, train
+def check_jobs(jobs: list[dict[str, Any]]) -> None:
+    """Refuse a job list with a missing or unknown key or a repeated name, before any GPU time is spent."""
+    names = [j.get("name") for j in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"job names must be unique: {names}")
+    for j in jobs:
+        missing = {"name", "architecture", "seed", "epochs"} - set(j)
+        unknown = set(j) - JOB_KEYS
+        if missing or unknown:
+            raise ValueError(
+                f"job {j.get('name')!r}: missing {sorted(missing)}, unknown {sorted(unknown)} "
+                f"(a job may set {sorted(JOB_KEYS)})"
+            )
+        if j["epochs"] != "long" and int(j["epochs"]) <= WARMUP_EPOCHS:
+            raise ValueError(f"job {j['name']!r}: epochs must be 'long' or more than {WARMUP_EPOCHS}")
 
-    device = os.environ.get("POOL_DEVICE", "cuda")
-    with np.load(train_npz) as saved:
-        faces = FaceSet(saved["images"], saved["labels"])
-    config = TrainConfig(
+
+def job_config(spec: dict[str, Any], work: Path, device: str = "cuda", limit: int = 0) -> TrainConfig:
+    """The training run of one job: its recipe keys (:data:`RECIPE_KEYS`) over the defaults, weights
+    to ``work/<name>.pt``, no checkpoints, cuDNN free to pick its kernels."""
+    from training.train_emotion import TrainConfig
+
+    check_jobs([spec])
+    return TrainConfig(
         data=Path("fer2013"),
         out=work / f"{spec['name']}.pt",
         epochs=max(LONG_EPOCHS) if spec["epochs"] == "long" else int(spec["epochs"]),
         architecture=spec["architecture"],
-        widths=tuple(spec.get("widths", ())),
         seed=int(spec["seed"]),
         holdout=float(spec.get("holdout", HOLDOUT_FRACTION)),  # 0: all of train (a refit)
         device=device,
         deterministic=False,
         checkpoint_every=0,
-        limit=int(os.environ.get("POOL_LIMIT", "0")),  # smoke runs on a CPU
+        limit=limit,
+        **{k: spec[k] for k in RECIPE_KEYS if k in spec},
     )
+
+
+def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> None:
+    """Train one pool network on the GPU; write its weights and card (with its holdout scores)."""
+    from training.train_emotion import load_training_data, train
+
+    with np.load(train_npz) as saved:
+        faces = FaceSet(saved["images"], saved["labels"])
+    device = os.environ.get("POOL_DEVICE", "cuda")
+    config = job_config(
+        spec, work, device, limit=int(os.environ.get("POOL_LIMIT", "0"))
+    )  # limit: CPU smoke runs
     data = load_training_data(config, faces)
     progress = work / "progress.jsonl"
 
@@ -157,16 +205,17 @@ def refit_jobs(model_path: Path) -> list[dict[str, Any]]:
     for member in model["members"]:
         card = json.loads(card_path(model_path.parent / member).read_text())
         architecture, training = card["architecture"], card["training"]
-        jobs.append(
-            {
-                "name": f"{Path(member).stem}-all",
-                "architecture": architecture["type"],
-                "widths": list(architecture["widths"]),
-                "seed": int(training["seed"]),
-                "epochs": int(training["epochs"]),
-                "holdout": 0.0,
-            }
-        )
+        spec: dict[str, Any] = {
+            "name": f"{Path(member).stem}-all",
+            "architecture": architecture["type"],
+            "seed": int(training["seed"]),
+            "epochs": int(training["epochs"]),
+            "holdout": 0.0,
+        }
+        # The recipe as the card records it (cards before 2026-12-01 lack class_weight_power: the default).
+        recorded = {**architecture, **training}
+        spec.update({k: recorded[k] for k in RECIPE_KEYS if k in recorded})
+        jobs.append(spec)
     return jobs
 
 
@@ -331,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         pack(args.data, args.out)
     elif args.command == "run":
         jobs = json.loads(args.jobs) if args.jobs else POOL
+        check_jobs(jobs)
         menu = tuple(int(e) for e in args.long_epochs.split(","))
         run(args.pack, args.out, args.budget, jobs, args.work, menu, args.mps)
     elif args.command == "refit-jobs":

@@ -465,6 +465,7 @@ def _write_model(
             "schedule": f"linear warm-up {config.warmup_epochs} epochs, cosine to 0",
             "weight_decay": config.weight_decay,
             "label_smoothing": config.label_smoothing,
+            "class_weight_power": config.class_weight_power,
             "class_weights": {e: round(float(w), 3) for e, w in zip(EMOTIONS, weights, strict=True)},
             **({"teacher": config.teacher, "distil_weight": config.distil_weight} if config.teacher else {}),
             "augmentation": "affine (rotation +-15 deg, scale 0.85-1.15, shift +-10%, mirror), "
