@@ -173,9 +173,8 @@ def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> No
     with np.load(train_npz) as saved:
         faces = FaceSet(saved["images"], saved["labels"])
     device = os.environ.get("POOL_DEVICE", "cuda")
-    config = job_config(
-        spec, work, device, limit=int(os.environ.get("POOL_LIMIT", "0"))
-    )  # limit: CPU smoke runs
+    limit = int(os.environ.get("POOL_LIMIT", "0"))  # smoke runs on a CPU
+    config = job_config(spec, work, device, limit)
     data = load_training_data(config, faces)
     progress = work / "progress.jsonl"
 
