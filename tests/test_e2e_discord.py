@@ -35,6 +35,7 @@ from core.vision.emotion.labels import EMOTIONS
 from tests.conftest import data_path
 from tests.fakes.discord import DcUser, DiscordCall, FakeDiscord, SentInteraction
 from tests.fakes.spotify import FakeSpotify
+from tests.images import jpeg
 from tests.service_fixtures import make_service
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,13 +49,6 @@ def lfw(person: str, number: int) -> tuple[str, bytes, str]:
     """An LFW photo as a Discord attachment (filename, bytes, content type); skips without shared data."""
     path = data_path("faces", "lfw10", person, f"{person}_{number:04d}.jpg")
     return path.name, path.read_bytes(), "image/jpeg"
-
-
-def jpeg(colour: str = "tan") -> bytes:
-    """A real JPEG with no face in it."""
-    out = io.BytesIO()
-    Image.new("RGB", (320, 240), colour).save(out, "JPEG")
-    return out.getvalue()
 
 
 class FlakyCdnDiscord(FakeDiscord):
@@ -368,13 +362,13 @@ async def test_bad_input_and_discord_errors_get_friendly_replies_and_log_lines(
         alice, "mood", {"photo": ("huge.jpg", b"\xff\xd8" + bytes(21 * 2**20), "image/jpeg")}
     )
     assert "I can take photos up to 20 MB" in text(huge)
-    broken = await bot.command(alice, "mood", {"photo": ("broken.jpg", jpeg(), "image/jpeg")})
+    broken = await bot.command(alice, "mood", {"photo": ("broken.jpg", jpeg(320, 240), "image/jpeg")})
     assert text(broken) == texts.DOWNLOAD_FAILED
     fake_jpeg = await bot.command(
         alice, "mood", {"photo": ("fake.jpg", b"not a picture at all", "image/jpeg")}
     )
     assert fake_jpeg.embeds[0]["color"] == discord_render.ERROR_COLOUR.value
-    faceless = await bot.command(alice, "mood", {"photo": ("wall.jpg", jpeg(), "image/jpeg")})
+    faceless = await bot.command(alice, "mood", {"photo": ("wall.jpg", jpeg(320, 240), "image/jpeg")})
     assert text(faceless) == texts.NO_FACE
 
     # Discord refuses the reply (429 without a retry, as when a Cloudflare ban hits): an apology instead.

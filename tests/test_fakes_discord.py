@@ -17,28 +17,11 @@ import pytest
 import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket, KeepAliveHandler
-from PIL import Image, ImageDraw
 
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, GatewaySession
+from tests.images import annotate, jpeg
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def jpeg(width: int = 640, height: int = 480) -> bytes:
-    """A small real JPEG."""
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), "tan").save(out, "JPEG")
-    return out.getvalue()
-
-
-def annotate(data: bytes) -> bytes:
-    """What a photo bot does: draw a box on the photo and send it back as PNG."""
-    with Image.open(io.BytesIO(data)) as image:
-        canvas = image.convert("RGB")
-    ImageDraw.Draw(canvas).rectangle((10, 10, 100, 100), outline="red", width=3)
-    out = io.BytesIO()
-    canvas.save(out, "PNG")
-    return out.getvalue()
 
 
 @dataclass

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from PIL import Image, ImageDraw
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter
@@ -24,25 +22,9 @@ from telegram.ext import (
 )
 
 from tests.fakes.telegram import DOWNLOAD_LIMIT, FakeTelegram
+from tests.images import annotate, jpeg
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def jpeg(width: int = 640, height: int = 480, colour: str = "tan") -> bytes:
-    """A small real JPEG."""
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(out, "JPEG")
-    return out.getvalue()
-
-
-def annotate(data: bytes) -> bytes:
-    """What a photo bot does: draw a box on the photo and send it back as PNG."""
-    with Image.open(io.BytesIO(data)) as image:
-        canvas = image.convert("RGB")
-    ImageDraw.Draw(canvas).rectangle((10, 10, 100, 100), outline="red", width=3)
-    out = io.BytesIO()
-    canvas.save(out, "PNG")
-    return out.getvalue()
 
 
 @dataclass
