@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import sys
@@ -27,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import describe  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.vision.analyzer import FaceAnalyzer  # noqa: E402
 from core.vision.imaging import read_image_file  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> int:
             flush=True,
         )
     summary = {
-        "machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads",
+        "machine": describe(f"{torch.get_num_threads()} torch threads"),
         "torch": torch.__version__,
         "repeats": args.repeats,
         "ours_p50_ms": round(statistics.median(all_ours), 1),

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import describe  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from tests.cluster import Cluster, running_cluster  # noqa: E402
 from tests.fakes.spotify import FakeSpotify  # noqa: E402
@@ -99,7 +99,7 @@ async def measure(users: int, rounds: int, worker_counts: list[int]) -> dict[str
     finally:
         server.stop()
     return {
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
+        "machine": describe(f"{os.cpu_count()} cores"),
         "users": users,
         "rounds": rounds,
         "results": results,

@@ -3,9 +3,15 @@
 Candidates are networks trained on FER2013 train less the holdout (``training.train_emotion``, or the
 GPU pool of ``training.emotion_pool``). For each TTA mode, members are added greedily (the one that
 raises holdout accuracy most, ties to the cheaper) while the model stays within the CPU budget per
-face (``--budget-ms``, the slower of batch 1 and batch 32); the best holdout accuracy of all modes
-wins, a tie going to the cheaper model. PublicTest plays no part: ``--score`` scores the chosen model
-on it afterwards, once, and writes the figures into the model file and the members' cards.
+face (``--budget-ms``, the slower of batch 1 and batch 32; a network alone over it is not scored);
+the best holdout accuracy of all modes wins, a tie going to the cheaper model. PublicTest plays no
+part: ``--score`` scores the chosen model on it afterwards, once, and writes the figures into the
+model file and the members' cards.
+
+``fallback`` chooses, the same way, the model for CPUs without native bfloat16 from the members of a
+chosen model, each timed in float32 (about four times dearer) on such a CPU, and names it in that
+model's file (``without_native_bfloat16``), where ``precision="auto"`` follows it. Run it after each
+``choose``, on a CPU without AVX512-BF16 or AMX.
 
 ``compose`` makes a model of members fixed beforehand (some of which may have trained on the holdout,
 such as a network refit on all of train) and chooses only its TTA on the holdout; with ``--tta`` the
@@ -14,9 +20,11 @@ TTA is fixed too (the refit of a chosen model, ``training.emotion_pool refit-job
 Usage::
 
     python -m training.emotion_ensemble choose --out models/emotion/emotion_model.json A.pt B.pt ...
+    python -m training.emotion_ensemble fallback models/emotion/emotion_model.json
     python -m training.emotion_ensemble compose --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble compose --tta none --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble score models/emotion/emotion_model.json
+    python -m training.emotion_ensemble score --model-only models/emotion/emotion_model_float32.json
 """
 
 from __future__ import annotations
@@ -31,8 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from core.vision.emotion.classifier import TTA_MODES, EmotionClassifier, card_path
+from core.vision.emotion.classifier import (
+    TTA_MODES,
+    WITHOUT_BFLOAT16,
+    EmotionClassifier,
+    card_path,
+    native_bfloat16,
+)
 from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
 from training.emotion_evaluation import evaluate, predictions_of, public_test_scores, tta_scores
 
@@ -63,8 +78,9 @@ def ms_per_face(classifier: EmotionClassifier, batch: int, repeats: int = 15) ->
 
 
 def timed_in(classifier: EmotionClassifier) -> str:
-    """The number format the timings were taken in, for the model file."""
-    return f"{classifier.precision} (precision auto: bfloat16 where the CPU computes it natively)"
+    """The number format and CPU the timings were taken on, for the model file."""
+    cpu = "native bfloat16" if native_bfloat16(classifier.device) else "no native bfloat16"
+    return f"{classifier.precision} on a CPU with {cpu}, {torch.get_num_threads()} torch threads"
 
 
 @dataclass(frozen=True)
@@ -111,8 +127,21 @@ def greedy(
         path.append(Option(tuple(chosen), tta, accuracy, sum(cost[c] for c in chosen)))
 
 
-def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
-    """Pick members and TTA on the holdout; copy the members beside ``out`` and write it."""
+def choose(
+    candidates: list[Path],
+    data: Path,
+    out: Path,
+    budget: float = BUDGET_MS,
+    precision: str = "auto",
+    install: bool = True,
+    name: str = "moodtunes-emotion",
+) -> dict[str, Any]:
+    """Pick members and TTA on the holdout, timed in ``precision``; write ``out``.
+
+    With ``install`` the chosen members are copied beside ``out`` as ``emotion_cnn.pt``, ``_2``, ...
+    (:func:`install_members`); without it they must lie beside ``out`` already and are named as they
+    are, their cards untouched. A ``precision`` other than ``auto`` is written into the model file.
+    """
     holdout = holdout_faces(data)
     options: list[Option] = []
     timing: dict[str, dict[str, float]] = {}
@@ -120,25 +149,35 @@ def choose(candidates: list[Path], data: Path, out: Path, budget: float = BUDGET
     for tta in TTA_MODES:
         probs, cost = {}, {}
         for path in candidates:
-            clf = EmotionClassifier(path, tta=tta)
-            probs[path.stem] = every.setdefault(path.stem, {})[tta] = predictions_of(clf, holdout)
+            clf = EmotionClassifier(path, tta=tta, precision=precision)
             ms = max(ms_per_face(clf, 1), ms_per_face(clf, 32))
-            cost[path.stem] = ms
             timing.setdefault(path.stem, {})[tta] = round(ms, 2)
+            if ms > budget:  # alone over the budget: no model holds it, so it is not scored
+                print(f"{path.stem} {tta}: {ms:.2f} ms/face, over the budget", flush=True)
+                continue
+            probs[path.stem] = every.setdefault(path.stem, {})[tta] = predictions_of(clf, holdout)
+            cost[path.stem] = ms
             single = float(np.mean(probs[path.stem].argmax(1) == holdout.labels))
             print(f"{path.stem} {tta}: holdout {single:.4f}, {ms:.2f} ms/face", flush=True)
             options.append(Option((path.stem,), tta, single, ms))
-        for option in greedy(probs, cost, holdout.labels, tta, budget):
+        for option in greedy(probs, cost, holdout.labels, tta, budget) if probs else []:
             if option.members not in [o.members for o in options if o.tta == tta]:
                 options.append(option)
     fitting = [o for o in options if o.ms <= budget]
     best = max(fitting, key=lambda o: (round(o.accuracy, 4), -o.ms))
     print(f"chosen: {best.as_dict()}", flush=True)
 
-    members = install_members(best.members, candidates, every, holdout.labels, out.parent)
+    if install:
+        members = install_members(best.members, candidates, every, holdout.labels, out.parent)
+    else:
+        by_stem = {p.stem: p for p in candidates}
+        if any(by_stem[s].parent.resolve() != out.parent.resolve() for s in best.members):
+            raise ValueError(f"members must lie beside {out} when they are not installed")
+        members = [by_stem[s].name for s in best.members]
     model: dict[str, Any] = {
-        "name": "moodtunes-emotion",
+        "name": name,
         "members": members,
+        **({} if precision == "auto" else {"precision": precision}),
         "tta": best.tta,
         "combine": "softmax averaged over the members and over the TTA views",
         "selection": {
@@ -272,8 +311,29 @@ def compose(
     return model
 
 
-def score(model_path: Path, data: Path) -> dict[str, Any]:
-    """Score the model and each member on PublicTest (deduplicated and full); write it into the cards."""
+FLOAT32_MODEL = "emotion_model_float32.json"
+"""The file :func:`fallback` writes beside the model it serves."""
+
+
+def fallback(model_path: Path, data: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
+    """Choose the float32 model from ``model_path``'s members and name it there (``auto`` follows it)."""
+    main = json.loads(model_path.read_text())
+    out = model_path.parent / FLOAT32_MODEL
+    members = [model_path.parent / m for m in main["members"]]
+    chosen = choose(members, data, out, budget, "float32", install=False, name=f"{main['name']}-float32")
+    chosen["serves"] = (
+        f"{model_path.name} where the CPU lacks native bfloat16 (precision auto); the same networks, "
+        "fewer of them, within the same budget per face timed in float32"
+    )
+    out.write_text(json.dumps(chosen, indent=2) + "\n")
+    main[WITHOUT_BFLOAT16] = out.name
+    model_path.write_text(json.dumps(main, indent=2) + "\n")
+    return chosen
+
+
+def score(model_path: Path, data: Path, members: bool = True) -> dict[str, Any]:
+    """Score the model (and, with ``members``, each member) on PublicTest (deduplicated and full);
+    write it into the model file (and the members' cards)."""
     model = json.loads(model_path.read_text())
     scores = public_test_scores(EmotionClassifier(model_path), data)
     model["public_test"] = {"tta": model["tta"], **scores.as_dict()}
@@ -281,7 +341,7 @@ def score(model_path: Path, data: Path) -> dict[str, Any]:
     print(
         f"{model_path.name}: {scores.deduplicated.accuracy:.4f} deduplicated, {scores.full.accuracy:.4f} full"
     )
-    for name in model.get("members", []):
+    for name in model.get("members", []) if members else []:
         weights = model_path.parent / name
         card = json.loads(card_path(weights).read_text())
         member = public_test_scores(EmotionClassifier(weights), data)
@@ -292,7 +352,7 @@ def score(model_path: Path, data: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``choose`` or ``compose`` (on the holdout), or ``score`` (on PublicTest, afterwards)."""
+    """``choose``, ``fallback`` or ``compose`` (on the holdout), or ``score`` (on PublicTest, afterwards)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("choose")
@@ -306,16 +366,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
     p.add_argument("--tta", choices=TTA_MODES, help="a TTA chosen before (then only timed)")
     p.add_argument("members", type=Path, nargs="+", help="weights beside --out")
+    p = sub.add_parser("fallback")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
+    p.add_argument("model", type=Path, help="the chosen model (its members are the candidates)")
     p = sub.add_parser("score")
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    p.add_argument("--model-only", action="store_true", help="leave the members' cards as they are")
     p.add_argument("model", type=Path)
     args = parser.parse_args(argv)
     if args.command == "choose":
         choose(args.candidates, args.data, args.out, args.budget_ms)
+    elif args.command == "fallback":
+        fallback(args.model, args.data, args.budget_ms)
     elif args.command == "compose":
         compose(args.members, args.data, args.out, args.budget_ms, args.tta)
     else:
-        score(args.model, args.data)
+        score(args.model, args.data, members=not args.model_only)
     return 0
 
 

@@ -18,6 +18,8 @@ from core.vision.imaging import MIN_SIDE, read_image_file
 DEFAULT_DATA = Path("../shared/data/fer2013")
 TTA_MODES = ("none", "flip", "tencrop")
 """``core.vision.emotion.classifier.TTA_MODES``, spelt out so that the CLI starts without torch."""
+PRECISIONS = ("auto", "float32", "bfloat16")
+"""``core.vision.emotion.classifier.PRECISIONS``, spelt out likewise."""
 
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train/ and val/ (PublicTest)")
     p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="number format (default auto: bfloat16 where the CPU has it natively, else float32 and the "
+        "model's smaller float32 model)",
+    )
     p.add_argument(
         "--holdout",
         action="store_true",
@@ -161,8 +170,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     weights = args.weights or settings.emotion_weights or DEFAULT_MODEL
-    classifier = EmotionClassifier(weights, tta=args.tta)
-    head = {"weights": str(weights), "tta": classifier.tta, "members": len(classifier.members)}
+    classifier = EmotionClassifier(weights, tta=args.tta, precision=args.precision)
+    weights = classifier.weights  # the model auto chose for this CPU
+    head = {
+        "weights": str(weights),
+        "tta": classifier.tta,
+        "precision": classifier.precision,
+        "members": len(classifier.members),
+    }
     if args.holdout:
         seen = [m.weights.name for m in classifier.members if not m.card.get("holdout")]
         if seen:

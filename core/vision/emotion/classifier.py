@@ -12,12 +12,17 @@ the test-time augmentation (TTA):
 
 The networks run in bfloat16 where the hardware computes it natively (a CPU with AVX512-BF16 or
 AMX, which the networks were trained with under autocast; a CUDA GPU with bf16), else in float32:
-``precision="auto"``, the default.
+``precision="auto"``, the default. float32 costs about four times as much per network on a CPU, so
+a model file may name a smaller model for hardware without native bfloat16
+(``"without_native_bfloat16": "<file>.json"``, members chosen within the same budget timed in
+float32); ``auto`` loads that one there. A model file that names its ``"precision"`` runs in it
+under ``auto``, so its figures are reproduced on any machine.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = resource("models", "emotion", "emotion_model.json")
 """The model shipped with the project: a model file naming its member network(s) and TTA."""
@@ -64,9 +71,21 @@ def resolve_precision(precision: str, device: str = "cpu") -> torch.dtype:
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
+WITHOUT_BFLOAT16 = "without_native_bfloat16"
+"""Model-file key naming (beside it) the model that ``precision="auto"`` loads without native bfloat16."""
+
+
 def card_path(weights: Path) -> Path:
     """The JSON model card that belongs to ``weights`` (an ensemble file is its own card)."""
     return weights.with_suffix(".json")
+
+
+def read_model_card(weights: Path) -> dict[str, Any]:
+    """The card of a network's ``.pt`` or a model ``.json``; FileNotFoundError says how to make one."""
+    if not weights.is_file():
+        raise FileNotFoundError(f"emotion model not found: {weights} (train with `moodtunes train-emotion`)")
+    card: dict[str, Any] = json.loads(card_path(weights).read_text())
+    return card
 
 
 def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -146,11 +165,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 
 def load_member(weights: Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Member:
     """Load one network and its card; the fp16 weights run in ``dtype``, batch norms folded (in float32)."""
-    if not weights.is_file():
-        raise FileNotFoundError(
-            f"emotion weights not found: {weights} (train with `moodtunes train-emotion`)"
-        )
-    card: dict[str, Any] = json.loads(card_path(weights).read_text())
+    card = read_model_card(weights)
     if tuple(card["classes"]) != EMOTIONS:
         raise ValueError(f"{weights}: classes {card['classes']} differ from {EMOTIONS}")
     model = build_network(card["architecture"], len(EMOTIONS))
@@ -165,11 +180,14 @@ class EmotionClassifier:
 
     Args:
         weights: a network's ``.pt`` (its ``.json`` card beside it) or an ensemble ``.json``
-            (default: the shipped model, :data:`DEFAULT_MODEL`).
+            (default: the shipped model, :data:`DEFAULT_MODEL`). :attr:`weights` is the file loaded:
+            the one named by ``without_native_bfloat16`` where ``auto`` followed it.
         device: torch device (default CPU).
         tta: test-time augmentation, one of :data:`TTA_MODES` (default: the one the model's card
             names, which its accuracy figures use; ``flip`` for cards that name none).
-        precision: one of :data:`PRECISIONS` (default ``auto``: bfloat16 where the hardware has it).
+        precision: one of :data:`PRECISIONS` (default ``auto``: bfloat16 where the hardware has it,
+            else float32 and the model file's smaller model for it; a model file's own
+            ``precision`` wins). ``float32`` or ``bfloat16`` run the model named, as named.
     """
 
     def __init__(
@@ -180,15 +198,18 @@ class EmotionClassifier:
         precision: str = "auto",
     ) -> None:
         self.weights = Path(weights or DEFAULT_MODEL)
-        if not self.weights.is_file():
-            raise FileNotFoundError(
-                f"emotion model not found: {self.weights} (train with `moodtunes train-emotion`)"
-            )
-        self.card: dict[str, Any] = json.loads(card_path(self.weights).read_text())
+        self.card = read_model_card(self.weights)
+        fallback = self.card.get(WITHOUT_BFLOAT16)
+        if precision == "auto" and fallback and not native_bfloat16(device):
+            log.info("no native bfloat16 on %s: %s instead of %s", device, fallback, self.weights.name)
+            self.weights = self.weights.parent / str(fallback)
+            self.card = read_model_card(self.weights)
         if "members" in self.card:
             paths = [self.weights.parent / name for name in self.card["members"]]
         else:
             paths = [self.weights]
+        if precision == "auto" and "precision" in self.card:
+            precision = str(self.card["precision"])
         self.dtype = resolve_precision(precision, device)
         self.members = [load_member(path, device, self.dtype) for path in paths]
         self.tta = tta or str(self.card.get("tta", "flip"))
