@@ -11,7 +11,8 @@ model file and the members' cards.
 ``fallback`` chooses, the same way, the model for CPUs without native bfloat16 from the members of a
 chosen model, each timed in float32 (about four times dearer) on such a CPU, and names it in that
 model's file (``without_native_bfloat16``), where ``precision="auto"`` follows it. Run it after each
-``choose``, on a CPU without AVX512-BF16 or AMX.
+``choose`` (which removes the float32 model beside it: its members' files change), on a CPU
+without AVX512-BF16 or AMX.
 
 ``compose`` makes a model of members fixed beforehand (some of which may have trained on the holdout,
 such as a network refit on all of train) and chooses only its TTA on the holdout; with ``--tta`` the
@@ -53,6 +54,9 @@ from training.emotion_evaluation import evaluate, predictions_of, public_test_sc
 
 BUDGET_MS = 15.0
 """CPU time per face allowed at inference, at batch 1 and at batch 32, with the TTA shipped."""
+
+FLOAT32_MODEL = "emotion_model_float32.json"
+"""The file :func:`fallback` writes beside the model it serves (``choose`` removes it: stale)."""
 
 
 RESCORED = "by emotion_ensemble choose, on the holdout as drawn when the model was chosen"
@@ -169,6 +173,8 @@ def choose(
 
     if install:
         members = install_members(best.members, candidates, every, holdout.labels, out.parent)
+        # A float32 model beside names members by file, and the files now hold other networks.
+        (out.parent / FLOAT32_MODEL).unlink(missing_ok=True)
     else:
         by_stem = {p.stem: p for p in candidates}
         if any(by_stem[s].parent.resolve() != out.parent.resolve() for s in best.members):
@@ -309,10 +315,6 @@ def compose(
     out.write_text(json.dumps(model, indent=2) + "\n")
     print(f"chosen TTA: {best.as_dict()}", flush=True)
     return model
-
-
-FLOAT32_MODEL = "emotion_model_float32.json"
-"""The file :func:`fallback` writes beside the model it serves."""
 
 
 def fallback(model_path: Path, data: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
