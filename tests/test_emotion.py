@@ -42,7 +42,7 @@ from training.emotion_dataset import (
     near_duplicates_of,
     subset,
 )
-from training.emotion_ensemble import RESCORED, choose, compose, greedy
+from training.emotion_ensemble import RESCORED, Option, choose, compose, greedy, verified
 from training.emotion_evaluation import evaluate, predictions_of
 from training.emotion_pool import POOL, check_jobs, decide, gather, job_config, refit_jobs
 from training.train_emotion import TrainConfig, distil_loss, train
@@ -218,6 +218,34 @@ def test_greedy_adds_the_member_that_helps_most_within_the_budget() -> None:
         (("best",), 0.75, 1.0),
         (("best", "fixes"), 1.0, 2.0),
     ]
+
+
+def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -> None:
+    """The sum of the members' own timings only estimates a model's cost: the option chosen is timed
+    with its members together, and one over the budget then gives way to the next best."""
+    pair = Option(("a", "b"), "none", 0.72, 9.0)  # 4.5 + 4.5 alone; runs at 11 together
+    trio = Option(("a", "b", "c"), "none", 0.73, 16.0)  # over by its estimate: never timed
+    single = Option(("a",), "none", 0.70, 4.5)
+    flip_pair = Option(("a", "c"), "flip", 0.71, 9.5)  # runs at 9.8 together
+    together = {pair.members: 11.0, flip_pair.members: 9.8}
+    timed: list[tuple[str, ...]] = []
+
+    def measure(option: Option) -> float:
+        timed.append(option.members)
+        return together[option.members]
+
+    best, options = verified([single, pair, trio, flip_pair], measure, budget=10.0)
+    assert best == Option(("a", "c"), "flip", 0.71, 9.8, together=True)
+    assert timed == [("a", "b"), ("a", "c")]
+    assert options == [single, Option(("a", "b"), "none", 0.72, 11.0, together=True), trio, best]
+    assert [o.as_dict()["ms_timed"] for o in options] == [
+        "together",
+        "together",
+        "sum of the members'",
+        "together",
+    ]
+    with pytest.raises(ValueError, match="no candidate fits"):
+        verified([single, pair], measure, budget=4.0)
 
 
 @pytest.mark.slow
