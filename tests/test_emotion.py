@@ -248,6 +248,26 @@ def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -
         verified([single, pair], measure, budget=4.0)
 
 
+def test_interleaved_ms_times_the_runs_in_turns_and_keeps_each_median(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs are timed in turns (a, b, a, b, ...), so a drift of the machine's speed falls on all of
+    them alike; each keeps the median of its passes, the slower of batch 1 and batch 32 in each."""
+    calls: list[tuple[str, int, int]] = []
+    clock = iter([5.0, 2.0, 7.0, 3.0, 6.0, 9.0, 4.0, 1.0, 8.0, 2.0, 3.0, 5.0])
+
+    def fake_ms(run: str, batch: int, repeats: int = 15) -> float:
+        calls.append((run, batch, repeats))
+        return next(clock)
+
+    monkeypatch.setattr(emotion_ensemble, "ms_per_face", fake_ms)
+    measured = emotion_ensemble.interleaved_ms({"x": "a", "y": "b"}, rounds=3, repeats=4)  # type: ignore[dict-item]
+    assert [c[0] for c in calls] == ["a", "a", "b", "b"] * 3
+    assert {c[1] for c in calls} == {1, 32} and {c[2] for c in calls} == {4}
+    # passes of a: max(5,2)=5, max(6,9)=9, max(8,2)=8 -> 8; of b: max(7,3)=7, max(4,1)=4, max(3,5)=5 -> 5
+    assert measured == {"x": 8.0, "y": 5.0}
+
+
 @pytest.mark.slow
 def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -284,7 +304,7 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     assert len(model["members"]) >= 2  # so that choosing one of them again leaves members to remove
     # Chosen again from its own members, within a budget of one network (each timed at 1 ms here):
     # the best one becomes emotion_cnn.pt, and the members left over (and the float32 model) are removed.
-    monkeypatch.setattr(emotion_ensemble, "ms_per_face", lambda classifier, batch: 1.0)
+    monkeypatch.setattr(emotion_ensemble, "ms_per_face", lambda classifier, batch, repeats=15: 1.0)
     before = {Path(name).stem: (out.parent / name).read_bytes() for name in model["members"]}
     (out.parent / emotion_ensemble.FLOAT32_MODEL).write_text("{}")  # names files about to change: stale
     again = choose([out.parent / name for name in model["members"]], Path("/nowhere"), out, budget=1.0)
@@ -305,7 +325,7 @@ def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
     monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
     timed: list[str] = []
 
-    def one_ms(classifier: EmotionClassifier, batch: int) -> float:
+    def one_ms(classifier: EmotionClassifier, batch: int, repeats: int = 15) -> float:
         timed.append(classifier.precision)
         return 1.0
 
