@@ -45,7 +45,8 @@ from training.emotion_dataset import (
 from training.emotion_ensemble import RESCORED, Option, choose, compose, greedy, verified
 from training.emotion_evaluation import evaluate, predictions_of
 from training.emotion_pool import POOL, check_jobs, decide, gather, job_config, refit_jobs
-from training.train_emotion import TrainConfig, distil_loss, train
+from training.emotion_swa import config_of, swa, update_batch_norm
+from training.train_emotion import TrainConfig, distil_loss, load_training_data, make_network, train
 
 REAL_FACES = Path(__file__).resolve().parents[1] / "training" / "real_faces_emotion.csv"
 
@@ -717,3 +718,43 @@ def test_emotion_cli_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert status == 1 and refused["code"] == "bad_aspect_ratio"
     assert len(record["faces"]) == 6 and record["faces_found"] == 6
     assert {"box", "label", "scores"} == set(record["faces"][0])
+
+
+@pytest.mark.slow
+def test_swa_averages_the_epochs_and_recomputes_batch_norms(tiny_fer: Path, tmp_path: Path) -> None:
+    """SWA at learning rate 0 keeps the weights; its batch norms are the average over one augmented pass;
+    at a real rate the card records the run after the source's history."""
+    quiet = lambda *_: None  # noqa: E731
+    source = tmp_path / "src" / "m.pt"
+    train(tiny_config(tiny_fer, source, epochs=1), log=quiet)
+    before = torch.load(source, weights_only=True)
+
+    still = config_of(source, tiny_fer, tmp_path / "still" / "m.pt", device="cpu")
+    swa(source, still, epochs=2, lr=0.0, log=quiet)
+    after = torch.load(tmp_path / "still" / "m.pt", weights_only=True)
+    learned = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert all(torch.equal(before[k], after[k]) for k in learned)
+    assert not torch.equal(before["features.0.1.running_mean"], after["features.0.1.running_mean"])
+
+    # The first batch norm's statistics: the mean over the pass's batches of each batch's own moments.
+    config = config_of(source, tiny_fer, tmp_path / "bn" / "m.pt", device="cpu")
+    model = make_network(config)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in before.items()})
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen: list[torch.Tensor] = []
+    norm.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].detach().float()))
+    fit = load_training_data(config).fit
+    images = torch.from_numpy(fit.images).unsqueeze(1)
+    update_batch_norm(model, images, seed=5, config=config, mean=0.5, std=0.25)
+    batch_means = torch.stack([x.mean(dim=(0, 2, 3)) for x in seen])
+    assert len(seen) == -(-len(fit) // config.batch_size)
+    assert norm.running_mean is not None
+    assert torch.allclose(norm.running_mean, batch_means.mean(0), atol=1e-5)
+
+    moved = config_of(source, tiny_fer, tmp_path / "swa" / "m.pt", device="cpu")
+    card = swa(source, moved, epochs=2, lr=0.01, log=quiet)
+    assert card["training"]["swa"]["from"] == "m.pt" and card["training"]["swa"]["epochs"] == 2
+    assert [h["epoch"] for h in card["training"]["history"]] == [1, 2, 3]
+    assert card["training"]["epochs"] == 3 and card["holdout"]["count"] == 14
+    averaged = torch.load(tmp_path / "swa" / "m.pt", weights_only=True)
+    assert not torch.equal(before["head.3.weight"], averaged["head.3.weight"])
