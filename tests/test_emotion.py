@@ -756,5 +756,6 @@ def test_swa_averages_the_epochs_and_recomputes_batch_norms(tiny_fer: Path, tmp_
     assert card["training"]["swa"]["from"] == "m.pt" and card["training"]["swa"]["epochs"] == 2
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2, 3]
     assert card["training"]["epochs"] == 3 and card["holdout"]["count"] == 14
+    assert card["pool_name"] == "m-swa"  # the source's pool name (here its stem), marked
     averaged = torch.load(tmp_path / "swa" / "m.pt", weights_only=True)
     assert not torch.equal(before["head.3.weight"], averaged["head.3.weight"])

@@ -6,8 +6,9 @@ every epoch, then recompute the batch-norm statistics of the average with one pa
 training faces (as training computed them). The average sits nearer the middle of the low-loss
 region than the end of a cosine schedule does, which generalises better (Izmailov et al., 2018).
 Writes fp16 weights and a card as :mod:`training.train_emotion` does; the card's ``training.swa``
-says from what and how. Run it as ``python -m training.emotion_swa models/emotion/emotion_cnn.pt
---out work/emotion_cnn_swa.pt`` (about 65 s per epoch on 2 CPU cores for a 48-384 VGG, 105 s for the 64-512).
+says from what and how, its ``pool_name`` is the source's with ``-swa``. Run it as
+``python -m training.emotion_swa models/emotion/emotion_cnn.pt --out work/emotion_cnn_swa.pt``
+(about 65 s per epoch on 2 CPU cores for a 48-384 VGG, 105 s for the 64-512).
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ def swa(
         "device": card["training"]["device"],
     }
     card["training"]["device"] = source["training"].get("device", card["training"]["device"])
+    card["pool_name"] = f"{source.get('pool_name', weights.stem)}-swa"
     card_path(config.out).write_text(json.dumps(card, indent=2) + "\n")
     if card["holdout"] is not None:
         before = source.get("holdout") or {}
