@@ -381,6 +381,45 @@ def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
     assert abs(accuracy - best["holdout_accuracy"]) <= 1e-4
 
 
+def test_fallback_can_take_its_costs_by_architecture_from_a_model_timed_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fallback --costs-from: on a CPU unlike the one the float32 model serves, each network costs what
+    a network of its architecture cost there (read from the cards of that model's candidates, or from
+    the table it carries); nothing is timed here, and the model file says where the costs came from."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    members = shipped_members()[:3]  # 48-384 VGGs
+    for weights in members:
+        (folder / weights.name).write_bytes(weights.read_bytes())
+        card_path(folder / weights.name).write_text(card_path(weights).read_text())
+    # An earlier float32 model as choose writes it: timings by candidate, the cards beside it.
+    measured = {w.stem: {"none": 6.0 + i, "flip": 11.0, "tencrop": 46.0} for i, w in enumerate(members)}
+    earlier = folder / "earlier.json"
+    earlier.write_text(json.dumps({"selection": {"timed_in": "there", "ms_per_face_measured": measured}}))
+    costs = {"vgg 48-96-192-384 x2": {"none": 7.0, "flip": 11.0, "tencrop": 46.0}}  # medians
+    assert emotion_ensemble.costs_by_architecture(earlier) == costs
+
+    public = load_split(data_path("fer2013", "val"))
+    few = subset(public, np.arange(0, len(public), 40))
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+
+    def no_timing(*args: Any, **kwargs: Any) -> float:
+        raise AssertionError("timed on this CPU")
+
+    monkeypatch.setattr(emotion_ensemble, "ms_per_face", no_timing)
+    main_model = folder / "emotion_model.json"
+    main_model.write_text(json.dumps({"name": "m", "members": [w.name for w in members]}))
+    small = emotion_ensemble.fallback(main_model, Path("/nowhere"), budget=15.0, costs_from=earlier)
+    # Two networks without TTA (14 ms) or one with the mirror (11 ms) fit; three, or ten crops, do not.
+    assert (len(small["members"]), small["tta"]) in {(1, "none"), (2, "none"), (1, "flip")}
+    assert small["selection"]["ms_per_face_by_architecture"] == costs
+    assert small["selection"]["timed_in"] == "there (by architecture, from earlier.json)"
+    assert all(o["ms_per_face"] <= 15.0 for o in small["selection"]["options"])
+    # What it writes can serve as the next run's costs.
+    assert emotion_ensemble.costs_by_architecture(folder / emotion_ensemble.FLOAT32_MODEL) == costs
+
+
 def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -402,7 +441,7 @@ def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(
     ]
     check_jobs(jobs)
     # A network refit on all of train has no holdout scores: its TTA cannot be chosen, only given.
-    members = []
+    members: list[Path] = []
     for name in ("refit_a.pt", "refit_b.pt"):
         shipped = shipped_members()[len(members)]
         (tmp_path / name).write_bytes(shipped.read_bytes())

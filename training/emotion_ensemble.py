@@ -14,7 +14,10 @@ afterwards, once, and writes the figures into the model file and the members' ca
 chosen model, each timed in float32 (about four times dearer) on such a CPU, and names it in that
 model's file (``without_native_bfloat16``), where ``precision="auto"`` follows it. Run it after each
 ``choose`` (which removes the float32 model beside it: its members' files change), on a CPU
-without AVX512-BF16 or AMX.
+without AVX512-BF16 or AMX. Where no such CPU is at hand, ``--costs-from`` a float32 model chosen on
+one before takes each network's cost from the networks of the same architecture timed there (a
+network's cost per face depends on its architecture, not its weights); members are then costed as
+the sum of their own timings, and the model file says so.
 
 ``compose`` makes a model of members fixed beforehand (some of which may have trained on the holdout,
 such as a network refit on all of train) and chooses only its TTA on the holdout; with ``--tta`` the
@@ -24,6 +27,7 @@ Usage::
 
     python -m training.emotion_ensemble choose --out models/emotion/emotion_model.json A.pt B.pt ...
     python -m training.emotion_ensemble fallback models/emotion/emotion_model.json
+    python -m training.emotion_ensemble fallback --costs-from F32.json models/emotion/emotion_model.json
     python -m training.emotion_ensemble compose --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble compose --tta none --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble score models/emotion/emotion_model.json
@@ -66,6 +70,14 @@ K = TypeVar("K")
 
 RESCORED = "by emotion_ensemble choose, on the holdout as drawn when the model was chosen"
 """Where a member's holdout figures come from (its training run scored the holdout of its day)."""
+
+
+@dataclass(frozen=True)
+class Costs:
+    """CPU ms per face taken from elsewhere: architecture key -> TTA -> ms, and where they were timed."""
+
+    table: dict[str, dict[str, float]]
+    timed_in: str
 
 
 def holdout_faces(data: Path) -> FaceSet:
@@ -128,6 +140,31 @@ def timed_in(classifier: EmotionClassifier) -> str:
     """The number format and CPU the timings were taken on, for the model file."""
     cpu = "native bfloat16" if native_bfloat16(classifier.device) else "no native bfloat16"
     return f"{classifier.precision} on a CPU with {cpu}, {torch.get_num_threads()} torch threads"
+
+
+def architecture_key(weights: Path) -> str:
+    """What a network's cost per face depends on, from its card: e.g. ``vgg 48-96-192-384 x2``."""
+    arch = json.loads(card_path(weights).read_text())["architecture"]
+    widths = "-".join(str(w) for w in arch["widths"])
+    return f"{arch['type']} {widths} x{arch.get('convs_per_stage', 1)}"
+
+
+def costs_by_architecture(model_path: Path) -> dict[str, dict[str, float]]:
+    """Architecture key -> TTA -> ms per face, from a model file chosen before: its own
+    ``ms_per_face_by_architecture``, or else its ``ms_per_face_measured`` (candidate stem -> TTA ->
+    ms) read through the cards of those candidates beside it (the median where several share one)."""
+    model = json.loads(model_path.read_text())
+    if "ms_per_face_by_architecture" in model["selection"]:
+        return {k: dict(v) for k, v in model["selection"]["ms_per_face_by_architecture"].items()}
+    gathered: dict[str, dict[str, list[float]]] = {}
+    for stem, by_tta in model["selection"]["ms_per_face_measured"].items():
+        key = architecture_key(model_path.parent / f"{stem}.pt")
+        for tta, ms in by_tta.items():
+            gathered.setdefault(key, {}).setdefault(tta, []).append(float(ms))
+    return {
+        key: {tta: round(statistics.median(times), 2) for tta, times in by_tta.items()}
+        for key, by_tta in gathered.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -210,12 +247,15 @@ def choose(
     precision: str = "auto",
     install: bool = True,
     name: str = "moodtunes-emotion",
+    costs: Costs | None = None,
 ) -> dict[str, Any]:
     """Pick members and TTA on the holdout, timed in ``precision``; write ``out``.
 
     With ``install`` the chosen members are copied beside ``out`` as ``emotion_cnn.pt``, ``_2``, ...
     (:func:`install_members`); without it they must lie beside ``out`` already and are named as they
     are, their cards untouched. A ``precision`` other than ``auto`` is written into the model file.
+    ``costs`` (from :func:`costs_by_architecture`) replaces timing on this CPU: each candidate costs
+    what its architecture cost there, a model the sum of its members.
     """
     holdout = holdout_faces(data)
     options: list[Option] = []
@@ -226,7 +266,11 @@ def choose(
         for tta in TTA_MODES
         for path in candidates
     }
-    measured = interleaved_ms(loaded)
+    if costs is None:
+        measured = interleaved_ms(loaded)
+    else:
+        arch = {path.stem: architecture_key(path) for path in candidates}
+        measured = {(stem, tta): costs.table[arch[stem]][tta] for stem, tta in loaded}
     for tta in TTA_MODES:
         probs, cost = {}, {}
         for path in candidates:
@@ -249,7 +293,10 @@ def choose(
             "model"
         ]
 
-    best, options = verified(options, together, budget)
+    if costs is None:
+        best, options = verified(options, together, budget)
+    else:  # no CPU of those costs at hand to time members together: the sum of their costs
+        best = max((o for o in options if o.ms <= budget), key=lambda o: (round(o.accuracy, 4), -o.ms))
     print(f"chosen: {best.as_dict()}", flush=True)
 
     if install:
@@ -271,8 +318,9 @@ def choose(
             "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
             "split": f"holdout of {data / 'train'} ({len(holdout)} faces)",
             "budget_ms_per_face": budget,
-            "timed_in": timed_in(clf),
+            "timed_in": timed_in(clf) if costs is None else costs.timed_in,
             "ms_per_face_measured": timing,
+            **({} if costs is None else {"ms_per_face_by_architecture": costs.table}),
             "options": [
                 o.as_dict() for o in sorted(options, key=lambda o: (o.tta, len(o.members), o.members))
             ],
@@ -398,12 +446,23 @@ def compose(
     return model
 
 
-def fallback(model_path: Path, data: Path, budget: float = BUDGET_MS) -> dict[str, Any]:
-    """Choose the float32 model from ``model_path``'s members and name it there (``auto`` follows it)."""
+def fallback(
+    model_path: Path, data: Path, budget: float = BUDGET_MS, costs_from: Path | None = None
+) -> dict[str, Any]:
+    """Choose the float32 model from ``model_path``'s members and name it there (``auto`` follows it);
+    timed on this CPU, or costed by architecture from the float32 model file ``costs_from``."""
     main = json.loads(model_path.read_text())
     out = model_path.parent / FLOAT32_MODEL
     members = [model_path.parent / m for m in main["members"]]
-    chosen = choose(members, data, out, budget, "float32", install=False, name=f"{main['name']}-float32")
+    costs = None
+    if costs_from is not None:
+        earlier = json.loads(costs_from.read_text())["selection"]["timed_in"]
+        costs = Costs(
+            costs_by_architecture(costs_from), f"{earlier} (by architecture, from {costs_from.name})"
+        )
+    chosen = choose(
+        members, data, out, budget, "float32", install=False, name=f"{main['name']}-float32", costs=costs
+    )
     chosen["serves"] = (
         f"{model_path.name} where the CPU lacks native bfloat16 (precision auto); the same networks, "
         "fewer of them, within the same budget per face timed in float32"
@@ -453,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
     p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
     p.add_argument("model", type=Path, help="the chosen model (its members are the candidates)")
+    p.add_argument("--costs-from", type=Path, help="a float32 model timed on a CPU without bf16 before")
     p = sub.add_parser("score")
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
     p.add_argument("--model-only", action="store_true", help="leave the members' cards as they are")
@@ -461,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "choose":
         choose(args.candidates, args.data, args.out, args.budget_ms)
     elif args.command == "fallback":
-        fallback(args.model, args.data, args.budget_ms)
+        fallback(args.model, args.data, args.budget_ms, args.costs_from)
     elif args.command == "compose":
         compose(args.members, args.data, args.out, args.budget_ms, args.tta)
     else:
