@@ -198,17 +198,23 @@ def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> No
 
 
 def refit_jobs(model_path: Path) -> list[dict[str, Any]]:
-    """Pool jobs that train each member of a chosen model again on all of train, recipe for recipe."""
+    """Pool jobs that train each member of a chosen model again on all of train, recipe for recipe.
+
+    A member averaged by :mod:`training.emotion_swa` (its card's ``training.swa``) is refit as the
+    network it was averaged from (the card's epochs less the SWA epochs); run ``training.emotion_swa``
+    on the refit weights afterwards with that card's SWA epochs and lr.
+    """
     model = json.loads(model_path.read_text())
     jobs = []
     for member in model["members"]:
         card = json.loads(card_path(model_path.parent / member).read_text())
         architecture, training = card["architecture"], card["training"]
+        swa_epochs = int((training.get("swa") or {}).get("epochs", 0))
         spec: dict[str, Any] = {
             "name": f"{Path(member).stem}-all",
             "architecture": architecture["type"],
             "seed": int(training["seed"]),
-            "epochs": int(training["epochs"]),
+            "epochs": int(training["epochs"]) - swa_epochs,
             "holdout": 0.0,
         }
         # The recipe as the card records it (cards before 2026-12-01 lack class_weight_power: the default).
