@@ -247,6 +247,11 @@ def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -
     ]
     with pytest.raises(ValueError, match="no candidate fits"):
         verified([single, pair], measure, budget=4.0)
+    # Without a measure (costs from another CPU), the best within the budget by its summed cost.
+    assert verified([single, pair, trio, flip_pair], None, budget=10.0) == (
+        pair,
+        [single, pair, trio, flip_pair],
+    )
 
 
 def test_interleaved_ms_times_the_runs_in_turns_and_keeps_each_median(
@@ -803,5 +808,6 @@ def test_swa_averages_the_epochs_and_recomputes_batch_norms(tiny_fer: Path, tmp_
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2, 3]
     assert card["training"]["epochs"] == 3 and card["holdout"]["count"] == 14
     assert card["pool_name"] == "m-swa"  # the source's pool name (here its stem), marked
+    assert card["training"]["swa"]["from_pool_name"] == "m"  # names it after install_members renames files
     averaged = torch.load(tmp_path / "swa" / "m.pt", weights_only=True)
     assert not torch.equal(before["head.3.weight"], averaged["head.3.weight"])

@@ -215,10 +215,11 @@ def greedy(
 
 
 def verified(
-    options: list[Option], measure: Callable[[Option], float], budget: float
+    options: list[Option], measure: Callable[[Option], float] | None, budget: float
 ) -> tuple[Option, list[Option]]:
     """The most accurate option (ties to the cheaper) whose members, timed together by ``measure``
-    (ms per face), stay within ``budget``; and ``options`` with each option so timed updated.
+    (ms per face), stay within ``budget``; and ``options`` with each option so timed updated. With no
+    ``measure`` (no CPU of the costs at hand) an option keeps the sum of its members' costs.
 
     Options are estimated as the sum of their members' own timings; a model of several runs them
     one after another with some overhead besides, so the estimate is checked before it is chosen.
@@ -229,7 +230,7 @@ def verified(
         (o for o in options if o.ms <= budget), key=lambda o: (round(o.accuracy, 4), -o.ms), reverse=True
     )
     for option in ranked:
-        if len(option.members) > 1:
+        if len(option.members) > 1 and measure is not None:
             timed = replace(option, ms=measure(option), together=True)
             updated[updated.index(option)] = timed
             print(f"{'+'.join(option.members)} {option.tta}: {timed.ms:.2f} ms/face together", flush=True)
@@ -293,10 +294,7 @@ def choose(
             "model"
         ]
 
-    if costs is None:
-        best, options = verified(options, together, budget)
-    else:  # no CPU of those costs at hand to time members together: the sum of their costs
-        best = max((o for o in options if o.ms <= budget), key=lambda o: (round(o.accuracy, 4), -o.ms))
+    best, options = verified(options, together if costs is None else None, budget)
     print(f"chosen: {best.as_dict()}", flush=True)
 
     if install:

@@ -154,6 +154,7 @@ def swa(
     card["training"]["seconds"] = round(float(source["training"].get("seconds", 0.0)) + elapsed, 1)
     card["training"]["swa"] = {
         "from": weights.name,
+        "from_pool_name": source.get("pool_name", weights.stem),
         "from_sha256": source.get("sha256"),
         "epochs": epochs,
         "lr": lr,
