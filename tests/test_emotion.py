@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,47 @@ def test_greedy_adds_the_member_that_helps_most_within_the_budget() -> None:
     ]
 
 
+def seven_way(predicted: list[int], confidence: list[float]) -> np.ndarray:
+    """Probabilities (N, 7): ``confidence`` on the predicted emotion, the rest shared evenly."""
+    probs = np.repeat((1 - np.array(confidence))[:, None] / 6, 7, axis=1)
+    probs[np.arange(len(predicted)), predicted] = confidence
+    return probs
+
+
+def test_fit_of_gives_accuracy_and_log_loss() -> None:
+    probs = seven_way([0, 1, 4], [0.5, 0.75, 0.4])
+    accuracy, log_loss = emotion_ensemble.fit_of(probs, np.array([0, 1, 2]))
+    assert accuracy == pytest.approx(2 / 3)
+    assert log_loss == pytest.approx(-(math.log(0.5) + math.log(0.75) + math.log(0.1)) / 3)
+
+
+def test_greedy_on_log_loss_keeps_a_member_that_firms_up_right_answers() -> None:
+    """Two networks that make the same decisions, each surer on different faces: their average changes
+    no decision, so accuracy stops at one network, but it is surer where both are right and log loss
+    (mean -ln P(true emotion), which moves with every face) takes the second. A network confidently
+    wrong on a face is never added."""
+    labels = np.array([0, 1, 2, 3])
+    probs = {
+        "x": seven_way([0, 1, 2, 0], [0.9, 0.4, 0.6, 0.6]),
+        "y": seven_way([0, 1, 2, 0], [0.4, 0.9, 0.6, 0.6]),  # as x alone, but dearer
+        "z": seven_way([1, 1, 2, 0], [0.9, 0.9, 0.9, 0.9]),  # sure and wrong on the first face
+    }
+    cost = {"x": 1.0, "y": 1.5, "z": 1.0}
+    by_accuracy = greedy(probs, cost, labels, "none", budget=5.0, criterion="accuracy")
+    assert [(o.members, o.accuracy) for o in by_accuracy] == [(("x",), 0.75)]
+    by_log_loss = greedy(probs, cost, labels, "none", budget=5.0, criterion="log_loss")
+    assert [o.members for o in by_log_loss] == [("x",), ("x", "y")]
+    alone = -(math.log(0.9) + math.log(0.4) + math.log(0.6) + math.log(0.4 / 6)) / 4
+    both = -(2 * math.log(0.65) + math.log(0.6) + math.log(0.4 / 6)) / 4
+    assert [o.log_loss for o in by_log_loss] == pytest.approx([alone, both])
+    assert [o.accuracy for o in by_log_loss] == [0.75, 0.75] and by_log_loss[1].ms == 2.5
+    # verified ranks by the same criterion: by log loss the pair, by accuracy the cheaper single.
+    assert verified(by_log_loss, None, 5.0, "log_loss")[0].members == ("x", "y")
+    assert verified(by_log_loss, None, 5.0, "accuracy")[0].members == ("x",)
+    with pytest.raises(ValueError, match="unknown criterion"):
+        by_log_loss[0].merit("f1")
+
+
 def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -> None:
     """The sum of the members' own timings only estimates a model's cost: the option chosen is timed
     with its members together, and one over the budget then gives way to the next best."""
@@ -316,7 +358,8 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     options = model["selection"]["options"]
     assert all(o["tta"] != "tencrop" and o["ms_per_face"] <= 10.0 for o in options)
     assert model["selection"]["ms_per_face_measured"]["cand-emotion_cnn"] == per_network
-    best = max(options, key=lambda o: (o["holdout_accuracy"], -o["ms_per_face"]))
+    assert model["selection"]["criterion"] == "log_loss"  # the default
+    best = max(options, key=lambda o: (-o["holdout_log_loss"], -o["ms_per_face"]))
     assert model["tta"] == best["tta"] and len(model["members"]) == len(best["members"])
     assert model["holdout"]["count"] == len(few)
     assert abs(model["holdout"]["accuracy"] - best["holdout_accuracy"]) <= 1e-4
@@ -337,7 +380,7 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     before = {Path(name).stem: (out.parent / name).read_bytes() for name in model["members"]}
     (out.parent / emotion_ensemble.FLOAT32_MODEL).write_text("{}")  # names files about to change: stale
     again = choose([out.parent / name for name in model["members"]], Path("/nowhere"), out, budget=1.0)
-    (single,) = max(again["selection"]["options"], key=lambda o: o["holdout_accuracy"])["members"]
+    (single,) = min(again["selection"]["options"], key=lambda o: o["holdout_log_loss"])["members"]
     assert again["members"] == ["emotion_cnn.pt"]
     assert (out.parent / "emotion_cnn.pt").read_bytes() == before[single]
     assert sorted(p.name for p in out.parent.iterdir()) == ["emotion_cnn.json", "emotion_cnn.pt", out.name]
@@ -373,7 +416,7 @@ def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
     assert set(timed) == {"float32"}
     assert small["precision"] == "float32" and small["name"] == "moodtunes-emotion-float32"
     assert 1 <= len(small["members"]) <= 2 and set(small["members"]) <= set(names)
-    best = max(small["selection"]["options"], key=lambda o: (o["holdout_accuracy"], -o["ms_per_face"]))
+    best = max(small["selection"]["options"], key=lambda o: (-o["holdout_log_loss"], -o["ms_per_face"]))
     assert (small["tta"], len(small["members"])) == (best["tta"], len(best["members"]))
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert set(after) == {*before, main_model.name, emotion_ensemble.FLOAT32_MODEL}
