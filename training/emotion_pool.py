@@ -17,7 +17,7 @@ Steps:
    the log come back in at most 8 files. ``--jobs`` (a JSON list) replaces :data:`POOL`: a job names
    its architecture, seed and epochs and may set any field of :data:`RECIPE_KEYS` (learning rate,
    weight decay, label smoothing, widths, ...); the list is checked before anything starts.
-   The pack travels with the working tree, whose limit (64 MiB) it and the shipped weights (41 MB)
+   The pack travels with the working tree, whose limit (64 MiB) it and the shipped weights (31 MB)
    exceed together: the jobs do not read ``models/emotion/*.pt``, so move them into ``.gpu/`` for the
    call and back after it (the tests check their sha256).
 3. Refit: once :mod:`training.emotion_ensemble` has chosen members on the holdout,
