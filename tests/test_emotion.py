@@ -216,7 +216,7 @@ def test_greedy_adds_the_member_that_helps_most_within_the_budget() -> None:
         "dear": one_hot[[0, 1, 2, 3]] * 0.9,  # 4 of 4 alone, but over the budget
     }
     cost = {"best": 1.0, "fixes": 1.0, "echo": 1.5, "dear": 9.0}
-    path = greedy(probs, cost, labels, "none", budget=3.0)
+    path = greedy(probs, cost, labels, "none", budget=3.0, criterion="accuracy")
     assert [(o.members, o.accuracy, o.ms) for o in path] == [
         (("best",), 0.75, 1.0),
         (("best", "fixes"), 1.0, 2.0),
@@ -262,6 +262,8 @@ def test_greedy_on_log_loss_keeps_a_member_that_firms_up_right_answers() -> None
     assert verified(by_log_loss, None, 5.0, "accuracy")[0].members == ("x",)
     with pytest.raises(ValueError, match="unknown criterion"):
         by_log_loss[0].merit("f1")
+    with pytest.raises(ValueError, match="has no holdout log_loss"):  # never ranked as if it were best
+        Option(("x",), "none", 0.75, 1.0).merit("log_loss")
 
 
 def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -> None:
@@ -278,7 +280,7 @@ def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -
         timed.append(option.members)
         return together[option.members]
 
-    best, options = verified([single, pair, trio, flip_pair], measure, budget=10.0)
+    best, options = verified([single, pair, trio, flip_pair], measure, budget=10.0, criterion="accuracy")
     assert best == Option(("a", "c"), "flip", 0.71, 9.8, together=True)
     assert timed == [("a", "b"), ("a", "c")]
     assert options == [single, Option(("a", "b"), "none", 0.72, 11.0, together=True), trio, best]
@@ -289,9 +291,9 @@ def test_verified_times_the_chosen_members_together_and_falls_back_when_over() -
         "together",
     ]
     with pytest.raises(ValueError, match="no candidate fits"):
-        verified([single, pair], measure, budget=4.0)
+        verified([single, pair], measure, budget=4.0, criterion="accuracy")
     # Without a measure (costs from another CPU), the best within the budget by its summed cost.
-    assert verified([single, pair, trio, flip_pair], None, budget=10.0) == (
+    assert verified([single, pair, trio, flip_pair], None, budget=10.0, criterion="accuracy") == (
         pair,
         [single, pair, trio, flip_pair],
     )

@@ -197,7 +197,10 @@ class Option:
         """Higher is better: accuracy, or minus the log loss (both to 4 decimals)."""
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; one of {CRITERIA}")
-        return round(self.accuracy if criterion == "accuracy" else -self.log_loss, 4)
+        value = self.accuracy if criterion == "accuracy" else -self.log_loss
+        if math.isnan(value):
+            raise ValueError(f"{'+'.join(self.members)} {self.tta} has no holdout {criterion}")
+        return round(value, 4)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -216,7 +219,7 @@ def greedy(
     labels: np.ndarray,
     tta: str,
     budget: float,
-    criterion: str = "accuracy",
+    criterion: str = CRITERIA[0],
 ) -> list[Option]:
     """Options met along the greedy path of one TTA mode (each a member more than the last, the one
     that improves ``criterion`` most; the path ends where none improves it)."""
@@ -248,7 +251,7 @@ def verified(
     options: list[Option],
     measure: Callable[[Option], float] | None,
     budget: float,
-    criterion: str = "accuracy",
+    criterion: str = CRITERIA[0],
 ) -> tuple[Option, list[Option]]:
     """The best option by ``criterion`` (ties to the cheaper) whose members, timed together by ``measure``
     (ms per face), stay within ``budget``; and ``options`` with each option so timed updated. With no
