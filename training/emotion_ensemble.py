@@ -247,6 +247,28 @@ def greedy(
         path.append(option)
 
 
+def tta_options(
+    probs: dict[str, np.ndarray],
+    cost: dict[str, float],
+    labels: np.ndarray,
+    tta: str,
+    budget: float,
+    criterion: str = CRITERIA[0],
+) -> list[Option]:
+    """The options of one TTA mode: each network alone, then the greedy path's ensembles.
+
+    ``probs``: network -> holdout probabilities (N, 7) with that TTA; ``cost``: network -> ms per face
+    (networks alone over the budget left out by the caller)."""
+    options = []
+    for name, p in probs.items():
+        accuracy, log_loss = fit_of(p, labels)
+        options.append(Option((name,), tta, accuracy, cost[name], log_loss=log_loss))
+    for option in greedy(probs, cost, labels, tta, budget, criterion) if probs else []:
+        if option.members not in [o.members for o in options]:
+            options.append(option)
+    return options
+
+
 def verified(
     options: list[Option],
     measure: Callable[[Option], float] | None,
@@ -321,10 +343,7 @@ def choose(
             cost[path.stem] = ms
             single, log_loss = fit_of(probs[path.stem], holdout.labels)
             print(f"{path.stem} {tta}: holdout {single:.4f} ({log_loss:.4f} nats), {ms:.2f} ms", flush=True)
-            options.append(Option((path.stem,), tta, single, ms, log_loss=log_loss))
-        for option in greedy(probs, cost, holdout.labels, tta, budget, criterion) if probs else []:
-            if option.members not in [o.members for o in options if o.tta == tta]:
-                options.append(option)
+        options += tta_options(probs, cost, holdout.labels, tta, budget, criterion)
 
     def together(option: Option) -> float:
         return interleaved_ms({"model": Together(tuple(loaded[m, option.tta] for m in option.members))})[
