@@ -34,7 +34,7 @@ from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import build_network
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
-from training import emotion_ensemble
+from training import emotion_ensemble, emotion_pool
 from training.emotion_dataset import (
     FaceSet,
     face_hashes,
@@ -45,7 +45,7 @@ from training.emotion_dataset import (
 )
 from training.emotion_ensemble import RESCORED, Option, choose, compose, greedy, verified
 from training.emotion_evaluation import evaluate, predictions_of
-from training.emotion_pool import POOL, check_jobs, decide, gather, job_config, refit_jobs
+from training.emotion_pool import POOL, SWA_EPOCHS, check_jobs, decide, gather, job_config, refit_jobs
 from training.emotion_swa import config_of, swa, update_batch_norm
 from training.train_emotion import TrainConfig, distil_loss, load_training_data, make_network, train
 
@@ -204,6 +204,11 @@ def test_pool_plan_gives_long_jobs_the_longest_run_that_fits() -> None:
     plan = decide(jobs, {"a": 2.0, "b": 2.0, "c": 4.0}, seconds_left=390, menu=(200, 160, 120, 80))
     assert plan == {"a": 160, "b": 80, "c": 80}
     assert decide(jobs, {"a": 9.0, "b": 9.0, "c": 9.0}, 400, (200, 80)) == {"a": 0, "b": 0, "c": 0}
+    # Weight averaging after the schedule counts as its epochs and one more (the batch-norm pass).
+    averaged = [{**j, "swa_epochs": 8} for j in jobs]
+    plan = decide(averaged, {"a": 2.0, "b": 2.0, "c": 4.0}, seconds_left=390, menu=(200, 160, 120, 80))
+    assert plan == {"a": 160, "b": 80, "c": 80}  # a: (160 - 2 + 9) * 2 = 334 s; c: (80 - 2 + 9) * 4 = 348 s
+    assert decide(averaged, {"a": 2.0, "b": 2.0, "c": 4.0}, 340, (200, 160, 120, 80))["c"] == 0  # 348 > 340
 
 
 def test_greedy_adds_the_member_that_helps_most_within_the_budget() -> None:
@@ -496,6 +501,11 @@ def test_refit_keeps_each_chosen_recipe_and_the_chosen_tta(
     assert [[j[k] for k in (*recipe, "dropout")] for j in jobs] == [
         [*(c["training"][k] for k in recipe), c["architecture"]["dropout"]] for c in cards
     ]
+    # An averaged member's job averages the refit network again, as the card did.
+    assert [(j.get("swa_epochs"), j.get("swa_lr")) for j in jobs] == [
+        (c["training"]["swa"]["epochs"], c["training"]["swa"]["lr"]) if swa_epochs(c) else (None, None)
+        for c in cards
+    ]
     check_jobs(jobs)
     # A network refit on all of train has no holdout scores: its TTA cannot be chosen, only given.
     members: list[Path] = []
@@ -533,10 +543,16 @@ def test_pool_jobs_carry_a_recipe_and_bad_ones_are_refused_before_the_run(tmp_pa
         check_jobs([{k: v for k, v in spec.items() if k != "seed"}])
     with pytest.raises(ValueError, match="more than 2"):
         check_jobs([{**spec, "epochs": 2}])
+    with pytest.raises(ValueError, match="must not be negative"):
+        check_jobs([{**spec, "swa_epochs": -1}])
+    assert all(j["swa_epochs"] == SWA_EPOCHS for j in POOL)  # every pool network is averaged after
 
 
-def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(tmp_path: Path) -> None:
-    """A job counts as returned only with its weights and its card; a killed one leaves its log."""
+def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job counts as returned only with its weights and its card; a killed one leaves its log. Weight
+    averages go first; what does not fit the bundles the device sends back is named, not dropped silently."""
     jobs: list[dict[str, Any]] = [{"name": n, "epochs": 80} for n in ("done-a", "done-b", "killed")]
     for spec in jobs:
         folder = tmp_path / "work" / spec["name"]
@@ -549,7 +565,7 @@ def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(tmp_pa
     (tmp_path / "work" / "killed" / "killed.pt").write_bytes(b"half")  # weights, no card yet
     report: dict[str, Any] = {}
     gather(jobs, tmp_path / "work", tmp_path / "out", report)
-    assert report["returned"] == ["done-a", "done-b"]
+    assert (report["returned"], report["left_out"]) == (["done-a", "done-b"], [])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "log.txt",
         "models_1.tar",
@@ -560,6 +576,51 @@ def test_pool_gather_returns_the_finished_networks_in_bundles_and_the_log(tmp_pa
         assert tar.getnames() == ["done-a.pt", "done-a.json"]
     log = (tmp_path / "out" / "log.txt").read_text()
     assert "training killed" in log and "epoch=1 loss=2.0" in log
+
+    averaged = tmp_path / "work" / "done-b" / "done-b-swa.pt"
+    averaged.write_bytes(b"a" * 9_000_000)
+    card_path(averaged).write_text("{}")
+    monkeypatch.setattr(emotion_pool, "BUNDLES", 2)
+    report = {}
+    gather(jobs, tmp_path / "work", tmp_path / "again", report)
+    assert (report["returned"], report["left_out"]) == (["done-b-swa", "done-a"], ["done-b"])
+    with tarfile.open(tmp_path / "again" / "models_1.tar") as tar:
+        assert tar.getnames() == ["done-b-swa.pt", "done-b-swa.json"]
+
+
+@pytest.mark.slow
+def test_pool_job_trains_then_averages_its_network(
+    tiny_fer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pool job as the driver starts it (here on the CPU, on 140 faces): it trains, waits for its
+    epoch count, then averages the network (``swa_epochs``) beside it; gather returns both."""
+    faces = load_split(tiny_fer / "train")
+    train_npz = tmp_path / "train.npz"
+    np.savez(train_npz, images=faces.images, labels=faces.labels)
+    spec = {"name": "tiny", "architecture": "vgg", "seed": 3, "epochs": 3, "widths": [8, 16, 16, 32]}
+    spec |= {"batch_size": 32, "swa_epochs": 2, "swa_lr": 0.02}
+    decision = tmp_path / "epochs.json"
+    decision.write_text(json.dumps({"tiny": 3}))
+    monkeypatch.setenv("POOL_DEVICE", "cpu")
+    work = tmp_path / "work" / "tiny"
+    work.mkdir(parents=True)
+    emotion_pool.job(spec, train_npz, work, decision)
+    network = json.loads(card_path(work / "tiny.pt").read_text())
+    averaged = json.loads(card_path(work / "tiny-swa.pt").read_text())
+    assert network["training"]["epochs"] == 3 and network["holdout"]["count"] == 14
+    assert averaged["training"]["swa"] | {"seconds": 0, "device": "cpu"} == averaged["training"]["swa"] | {
+        "from": "tiny.pt",
+        "epochs": 2,
+        "lr": 0.02,
+        "seconds": 0,
+        "device": "cpu",
+    }
+    assert averaged["training"]["epochs"] == 5 and averaged["pool_name"] == "tiny-swa"
+    assert averaged["holdout"]["count"] == 14  # scored on the same holdout as the network
+    report: dict[str, Any] = {}
+    (work / "stdout.txt").write_text("")
+    gather([spec], tmp_path / "work", tmp_path / "out", report)
+    assert report["returned"] == ["tiny-swa", "tiny"]
 
 
 @pytest.mark.slow

@@ -13,17 +13,21 @@ Steps:
    job of :data:`POOL` runs as its own process, the processes time-slicing the GPU. After two epochs
    (the warm-up, whose learning rates do not depend on the run's length) the driver measures the
    speed of each job and gives each "long" job the largest epoch count of :data:`LONG_EPOCHS` that
-   ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. Weights, cards and
-   the log come back in at most 8 files. ``--jobs`` (a JSON list) replaces :data:`POOL`: a job names
-   its architecture, seed and epochs and may set any field of :data:`RECIPE_KEYS` (learning rate,
-   weight decay, label smoothing, widths, ...); the list is checked before anything starts.
+   ends inside ``--budget`` seconds (:func:`decide`); the other jobs keep theirs. A job with
+   ``swa_epochs`` (every job of :data:`POOL`: :data:`SWA_EPOCHS`) then averages its network
+   (:mod:`training.emotion_swa`, ``<name>-swa.pt``), which the budget counts. Weights, cards and the
+   log come back in at most 8 files, the averages first; what does not fit is named in ``pool.json``.
+   ``--jobs`` (a JSON list) replaces :data:`POOL`: a job names its architecture, seed and epochs and
+   may set any field of :data:`RECIPE_KEYS` (learning rate, weight decay, label smoothing, widths,
+   ...) and ``swa_epochs`` / ``swa_lr``; the list is checked before anything starts.
    The pack travels with the working tree, whose limit (64 MiB) it and the shipped weights (31 MB)
    exceed together: the jobs do not read ``models/emotion/*.pt``, so move them into ``.gpu/`` for the
    call and back after it (the tests check their sha256).
 3. Refit: once :mod:`training.emotion_ensemble` has chosen members on the holdout,
    ``python -m training.emotion_pool refit-jobs models/emotion/emotion_model.json`` prints the jobs that
-   train each member's recipe again (same architecture, seed and epoch count) on all of train, to be
-   run as in step 2 with ``--jobs`` and composed with ``emotion_ensemble compose --tta`` (the chosen TTA).
+   train each member's recipe again (same architecture, seed and epoch count, and its weight
+   averaging) on all of train, to be run as in step 2 with ``--jobs`` and composed with
+   ``emotion_ensemble compose --tta`` (the chosen TTA).
 
 Lessons of the H200 runs: each job is bound by its own CPU process (2.1-2.5 s per epoch of the
 48-384 VGG at batch 128 with 4 jobs time-sliced, 2.5-3.1 s with 8 under MPS), so jobs do not speed
@@ -54,21 +58,44 @@ from training.emotion_dataset import HOLDOUT_FRACTION, FaceSet, load_split
 if TYPE_CHECKING:
     from training.train_emotion import TrainConfig
 
+SWA_EPOCHS = 8
+"""Epochs of stochastic weight averaging a pool job runs after its schedule (``swa_epochs``; 0: none),
+at ``swa_lr`` (default :data:`training.emotion_swa.LR`): the shipped members' recipe."""
+
 POOL: list[dict[str, Any]] = [
-    {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long"},
-    {"name": "vgg48-s2-long", "architecture": "vgg", "seed": 2, "epochs": "long"},
-    {"name": "vgg48-s3-long", "architecture": "vgg", "seed": 3, "epochs": "long"},
-    {"name": "vgg48-s1-e80", "architecture": "vgg", "seed": 1, "epochs": 80},
-    {"name": "resnet-s1-long", "architecture": "resnet", "seed": 1, "epochs": "long"},
+    {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long", "swa_epochs": SWA_EPOCHS},
+    {"name": "vgg48-s2-long", "architecture": "vgg", "seed": 2, "epochs": "long", "swa_epochs": SWA_EPOCHS},
+    {"name": "vgg48-s3-long", "architecture": "vgg", "seed": 3, "epochs": "long", "swa_epochs": SWA_EPOCHS},
+    {"name": "vgg48-s1-e80", "architecture": "vgg", "seed": 1, "epochs": 80, "swa_epochs": SWA_EPOCHS},
+    {
+        "name": "resnet-s1-long",
+        "architecture": "resnet",
+        "seed": 1,
+        "epochs": "long",
+        "swa_epochs": SWA_EPOCHS,
+    },
     {
         "name": "vgg64-s1-long",
         "architecture": "vgg",
         "widths": [64, 128, 256, 512],
         "seed": 1,
         "epochs": "long",
+        "swa_epochs": SWA_EPOCHS,
     },
-    {"name": "resnet-s2-long", "architecture": "resnet", "seed": 2, "epochs": "long"},
-    {"name": "resnet-s3-long", "architecture": "resnet", "seed": 3, "epochs": "long"},
+    {
+        "name": "resnet-s2-long",
+        "architecture": "resnet",
+        "seed": 2,
+        "epochs": "long",
+        "swa_epochs": SWA_EPOCHS,
+    },
+    {
+        "name": "resnet-s3-long",
+        "architecture": "resnet",
+        "seed": 3,
+        "epochs": "long",
+        "swa_epochs": SWA_EPOCHS,
+    },
 ]
 """The jobs, most wanted first (the last are dropped when even the shortest long run does not fit)."""
 LONG_EPOCHS = (300, 250, 200, 160, 120, 100, 80)
@@ -88,9 +115,13 @@ RECIPE_KEYS = (
 """Fields of :class:`training.train_emotion.TrainConfig` a job may set (the recipe; the rest are the
 defaults). ``warmup_epochs`` is not among them: :func:`decide` times every job's first
 :data:`WARMUP_EPOCHS` epochs, which must be the warm-up for the timing to hold."""
-JOB_KEYS = frozenset({"name", "architecture", "seed", "epochs", "holdout", *RECIPE_KEYS})
+JOB_KEYS = frozenset(
+    {"name", "architecture", "seed", "epochs", "holdout", "swa_epochs", "swa_lr", *RECIPE_KEYS}
+)
 BUNDLE_BYTES = 16_000_000
 """Largest file to send back (the device returns files of up to 16 MiB, at most 8)."""
+BUNDLES = 5
+"""Tars of weights sent back (with ``pool.json`` and ``log.txt``: 7 files of the 8 allowed)."""
 
 
 def pack(data: Path, out: Path) -> None:
@@ -118,12 +149,15 @@ def decide(
     """Epochs per job (0 = stop it): a long job gets the longest run of ``menu`` that ends in time.
 
     Jobs are taken as independent: each is bound by its own CPU process, so none speeds up when
-    others end. A job with a fixed count keeps it if it ends in time.
+    others end. A job with a fixed count keeps it if it ends in time. A job's weight averaging
+    (``swa_epochs``) counts as that many epochs more, and one for its batch-norm pass.
     """
     epochs = {}
     for j in jobs:
         wanted = menu if j["epochs"] == "long" else (int(j["epochs"]),)
-        fits = [e for e in wanted if (e - WARMUP_EPOCHS) * epoch_seconds[j["name"]] <= seconds_left]
+        swa = int(j.get("swa_epochs", 0))
+        after = swa + 1 if swa else 0
+        fits = [e for e in wanted if (e - WARMUP_EPOCHS + after) * epoch_seconds[j["name"]] <= seconds_left]
         epochs[j["name"]] = max(fits, default=0)
     return epochs
 
@@ -143,6 +177,8 @@ def check_jobs(jobs: list[dict[str, Any]]) -> None:
             )
         if j["epochs"] != "long" and int(j["epochs"]) <= WARMUP_EPOCHS:
             raise ValueError(f"job {j['name']!r}: epochs must be 'long' or more than {WARMUP_EPOCHS}")
+        if int(j.get("swa_epochs", 0)) < 0 or float(j.get("swa_lr", 0.0)) < 0:
+            raise ValueError(f"job {j['name']!r}: swa_epochs and swa_lr must not be negative")
 
 
 def job_config(spec: dict[str, Any], work: Path, device: str = "cuda", limit: int = 0) -> TrainConfig:
@@ -166,8 +202,15 @@ def job_config(spec: dict[str, Any], work: Path, device: str = "cuda", limit: in
     )
 
 
+def swa_weights(spec: dict[str, Any], work: Path) -> Path:
+    """Where a job's weight average goes: ``work/<name>-swa.pt`` (its card beside it)."""
+    return work / f"{spec['name']}-swa.pt"
+
+
 def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> None:
-    """Train one pool network on the GPU; write its weights and card (with its holdout scores)."""
+    """Train one pool network on the GPU; write its weights and card (with its holdout scores), then,
+    with ``swa_epochs``, its weight average beside it (:func:`swa_weights`)."""
+    from training.emotion_swa import LR, config_of, swa
     from training.train_emotion import load_training_data, train
 
     with np.load(train_npz) as saved:
@@ -194,6 +237,9 @@ def job(spec: dict[str, Any], train_npz: Path, work: Path, decision: Path) -> No
             time.sleep(0.2)
 
     train(config, log=log, data=data, decide_epochs=decide_epochs)
+    if int(spec.get("swa_epochs", 0)) > 0:
+        averaged = config_of(config.out, config.data, swa_weights(spec, work), device)
+        swa(config.out, averaged, int(spec["swa_epochs"]), float(spec.get("swa_lr", LR)), log=log, data=data)
     log("done")
 
 
@@ -201,8 +247,8 @@ def refit_jobs(model_path: Path) -> list[dict[str, Any]]:
     """Pool jobs that train each member of a chosen model again on all of train, recipe for recipe.
 
     A member averaged by :mod:`training.emotion_swa` (its card's ``training.swa``) is refit as the
-    network it was averaged from (the card's epochs less the SWA epochs); run ``training.emotion_swa``
-    on the refit weights afterwards with that card's SWA epochs and lr.
+    network it was averaged from (the card's epochs less the SWA epochs), and the job averages it
+    again with that card's SWA epochs and lr (``<name>-swa.pt``, the one to compose).
     """
     model = json.loads(model_path.read_text())
     jobs = []
@@ -217,6 +263,8 @@ def refit_jobs(model_path: Path) -> list[dict[str, Any]]:
             "epochs": int(training["epochs"]) - swa_epochs,
             "holdout": 0.0,
         }
+        if swa_epochs:
+            spec |= {"swa_epochs": swa_epochs, "swa_lr": float(training["swa"]["lr"])}
         # The recipe as the card records it (cards before 2026-12-01 lack class_weight_power: the default).
         recorded = {**architecture, **training}
         spec.update({k: recorded[k] for k in RECIPE_KEYS if k in recorded})
@@ -322,11 +370,10 @@ def run(
 
 
 def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, Any]) -> None:
-    """Bundle weights and cards into tars of at most :data:`BUNDLE_BYTES`."""
+    """Bundle weights and cards into at most :data:`BUNDLES` tars of at most :data:`BUNDLE_BYTES`:
+    every job's weight average first (the better network), then the networks averaged from, while
+    they fit; the report names what came back (``returned``) and what did not fit (``left_out``)."""
     out.mkdir(parents=True, exist_ok=True)
-    bundles: list[list[Path]] = []
-    sizes: list[int] = []
-    returned = []
     logs = []
     for spec in jobs:
         folder = work / spec["name"]
@@ -334,25 +381,35 @@ def gather(jobs: list[dict[str, Any]], work: Path, out: Path, report: dict[str, 
         progress = folder / "progress.jsonl"
         if progress.is_file():
             logs.append("\n".join(json.loads(x)["line"] for x in progress.read_text().splitlines()))
-        weights = folder / f"{spec['name']}.pt"
-        if not (weights.is_file() and card_path(weights).is_file()):
-            continue
-        returned.append(spec["name"])
+    finished = [
+        weights
+        for weights in [swa_weights(s, work / s["name"]) for s in jobs]
+        + [work / s["name"] / f"{s['name']}.pt" for s in jobs]
+        if weights.is_file() and card_path(weights).is_file()
+    ]
+    bundles: list[list[Path]] = []
+    sizes: list[int] = []
+    returned, left_out = [], []
+    for weights in finished:
         files = [weights, card_path(weights)]
         size = sum(f.stat().st_size for f in files) + 10_000
-        for i, used in enumerate(sizes):
-            if used + size <= BUNDLE_BYTES:
-                bundles[i] += files
-                sizes[i] += size
-                break
-        else:
+        fits = [i for i, used in enumerate(sizes) if used + size <= BUNDLE_BYTES]
+        if fits:
+            bundles[fits[0]] += files
+            sizes[fits[0]] += size
+        elif len(bundles) < BUNDLES and size <= BUNDLE_BYTES:
             bundles.append(files)
             sizes.append(size)
-    for i, files in enumerate(bundles[:5]):
+        else:
+            left_out.append(weights.stem)
+            continue
+        returned.append(weights.stem)
+    for i, files in enumerate(bundles):
         with tarfile.open(out / f"models_{i + 1}.tar", "w") as tar:
             for f in files:
                 tar.add(f, arcname=f.name)
     report["returned"] = returned
+    report["left_out"] = left_out
     (out / "pool.json").write_text(json.dumps(report, indent=1))
     (out / "log.txt").write_text("\n".join(logs))
     print(json.dumps({k: report[k] for k in report if k != "jobs"}), flush=True)
