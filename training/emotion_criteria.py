@@ -133,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("candidates", type=Path, nargs="+")
     args = parser.parse_args(argv)
     costs = json.loads(args.costs.read_text())["selection"]["ms_per_face_measured"]
+    missing = [c.stem for c in args.candidates if not set(args.tta) <= set(costs.get(c.stem, {}))]
+    if missing:
+        parser.error(
+            f"{args.costs} has no timings for {missing} (with TTA {args.tta}): choose them there first"
+        )
     holdout = holdout_faces(args.data)
     probs = {
-        tta: {
-            c.stem: predictions_of(EmotionClassifier(c, tta=tta, precision="bfloat16"), holdout)
-            for c in args.candidates
-        }
+        tta: {c.stem: predictions_of(EmotionClassifier(c, tta=tta), holdout) for c in args.candidates}
         for tta in args.tta
     }
     figures = summary(out_of_bag(probs, costs, holdout.labels, args.resamples, SEED, args.budget_ms))
