@@ -233,8 +233,8 @@ def greedy(
             if name in chosen or sum(cost[c] for c in chosen) + cost[name] > budget:
                 continue
             accuracy, log_loss = fit_of((total + probs[name]) / (len(chosen) + 1), labels)
-            option = Option((*chosen, name), tta, accuracy, sum(cost[c] for c in chosen) + cost[name])
-            option = replace(option, log_loss=log_loss)
+            ms = sum(cost[c] for c in chosen) + cost[name]
+            option = Option((*chosen, name), tta, accuracy, ms, log_loss=log_loss)
             scored.append((option.merit(criterion), -cost[name], name, option))
         if not scored:
             return path
@@ -341,9 +341,13 @@ def choose(
                 continue
             probs[path.stem] = every.setdefault(path.stem, {})[tta] = predictions_of(clf, holdout)
             cost[path.stem] = ms
-            single, log_loss = fit_of(probs[path.stem], holdout.labels)
-            print(f"{path.stem} {tta}: holdout {single:.4f} ({log_loss:.4f} nats), {ms:.2f} ms", flush=True)
-        options += tta_options(probs, cost, holdout.labels, tta, budget, criterion)
+        found = tta_options(probs, cost, holdout.labels, tta, budget, criterion)
+        for o in found[: len(probs)]:  # each network alone comes first
+            print(
+                f"{o.members[0]} {tta}: holdout {o.accuracy:.4f} ({o.log_loss:.4f} nats), {o.ms:.2f} ms",
+                flush=True,
+            )
+        options += found
 
     def together(option: Option) -> float:
         return interleaved_ms({"model": Together(tuple(loaded[m, option.tta] for m in option.members))})[

@@ -63,39 +63,23 @@ SWA_EPOCHS = 8
 at ``swa_lr`` (default :data:`training.emotion_swa.LR`): the shipped members' recipe."""
 
 POOL: list[dict[str, Any]] = [
-    {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long", "swa_epochs": SWA_EPOCHS},
-    {"name": "vgg48-s2-long", "architecture": "vgg", "seed": 2, "epochs": "long", "swa_epochs": SWA_EPOCHS},
-    {"name": "vgg48-s3-long", "architecture": "vgg", "seed": 3, "epochs": "long", "swa_epochs": SWA_EPOCHS},
-    {"name": "vgg48-s1-e80", "architecture": "vgg", "seed": 1, "epochs": 80, "swa_epochs": SWA_EPOCHS},
-    {
-        "name": "resnet-s1-long",
-        "architecture": "resnet",
-        "seed": 1,
-        "epochs": "long",
-        "swa_epochs": SWA_EPOCHS,
-    },
-    {
-        "name": "vgg64-s1-long",
-        "architecture": "vgg",
-        "widths": [64, 128, 256, 512],
-        "seed": 1,
-        "epochs": "long",
-        "swa_epochs": SWA_EPOCHS,
-    },
-    {
-        "name": "resnet-s2-long",
-        "architecture": "resnet",
-        "seed": 2,
-        "epochs": "long",
-        "swa_epochs": SWA_EPOCHS,
-    },
-    {
-        "name": "resnet-s3-long",
-        "architecture": "resnet",
-        "seed": 3,
-        "epochs": "long",
-        "swa_epochs": SWA_EPOCHS,
-    },
+    {**spec, "swa_epochs": SWA_EPOCHS}
+    for spec in (
+        {"name": "vgg48-s1-long", "architecture": "vgg", "seed": 1, "epochs": "long"},
+        {"name": "vgg48-s2-long", "architecture": "vgg", "seed": 2, "epochs": "long"},
+        {"name": "vgg48-s3-long", "architecture": "vgg", "seed": 3, "epochs": "long"},
+        {"name": "vgg48-s1-e80", "architecture": "vgg", "seed": 1, "epochs": 80},
+        {"name": "resnet-s1-long", "architecture": "resnet", "seed": 1, "epochs": "long"},
+        {
+            "name": "vgg64-s1-long",
+            "architecture": "vgg",
+            "widths": [64, 128, 256, 512],
+            "seed": 1,
+            "epochs": "long",
+        },
+        {"name": "resnet-s2-long", "architecture": "resnet", "seed": 2, "epochs": "long"},
+        {"name": "resnet-s3-long", "architecture": "resnet", "seed": 3, "epochs": "long"},
+    )
 ]
 """The jobs, most wanted first (the last are dropped when even the shortest long run does not fit)."""
 LONG_EPOCHS = (300, 250, 200, 160, 120, 100, 80)
