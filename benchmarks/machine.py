@@ -18,9 +18,11 @@ def cpu_name() -> str:
 
 
 def describe(detail: str) -> str:
-    """``"<host> <arch> (<CPU>, native bfloat16 or not), <detail>"``: bfloat16 decides which emotion
-    model runs and how fast (``core.vision.emotion.classifier.native_bfloat16``)."""
+    """``"<host> <arch> (<CPU>, int8 VNNI or not, native bfloat16 or not), <detail>"``: those decide
+    which emotion model runs and how fast (``core.vision.emotion.classifier``'s ``auto``)."""
     from core.vision.emotion.classifier import native_bfloat16
+    from core.vision.emotion.quantized import int8_native
 
+    int8 = "int8 VNNI" if int8_native() else "no int8 VNNI"
     bf16 = "native bfloat16" if native_bfloat16() else "no native bfloat16"
-    return f"{platform.node()} {platform.machine()} ({cpu_name()}, {bf16}), {detail}"
+    return f"{platform.node()} {platform.machine()} ({cpu_name()}, {int8}, {bf16}), {detail}"

@@ -74,3 +74,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "test.sqlite3")
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+@pytest.fixture(scope="session")
+def tiny_fer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20-images-per-class copy of FER2013's layout (train/ and val/), as links to the shared files."""
+    from core.vision.emotion.labels import EMOTIONS
+
+    source = data_path("fer2013")
+    root = tmp_path_factory.mktemp("fer")
+    for split, count in (("train", 20), ("val", 5)):
+        for emotion in EMOTIONS:
+            folder = root / split / emotion
+            folder.mkdir(parents=True)
+            for path in sorted((source / split / emotion).iterdir())[:count]:
+                (folder / path.name).symlink_to(path)
+    return root

@@ -18,7 +18,7 @@ from core.vision.imaging import MIN_SIDE, read_image_file
 DEFAULT_DATA = Path("../shared/data/fer2013")
 TTA_MODES = ("none", "flip", "tencrop")
 """``core.vision.emotion.classifier.TTA_MODES``, spelt out so that the CLI starts without torch."""
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 """``core.vision.emotion.classifier.PRECISIONS``, spelt out likewise."""
 
 
@@ -67,8 +67,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="number format (default auto: bfloat16 where the CPU has it natively, else float32 and the "
-        "model's smaller float32 model)",
+        help="number format (default auto: the model's int8 model where the CPU has VNNI or AMX, else "
+        "bfloat16 where the CPU has it natively, else float32 and the model's smaller float32 model)",
     )
     p.add_argument(
         "--holdout",

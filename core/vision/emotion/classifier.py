@@ -10,13 +10,16 @@ the test-time augmentation (TTA):
 - ``tencrop``: five 44x44 crops (four corners and the centre) resized to 48x48, each with its
   mirror image (10 views).
 
-The networks run in bfloat16 where the hardware computes it natively (a CPU with AVX512-BF16 or
-AMX, which the networks were trained with under autocast; a CUDA GPU with bf16), else in float32:
-``precision="auto"``, the default. float32 costs about four times as much per network on a CPU, so
-a model file may name a smaller model for hardware without native bfloat16
+Number formats (``precision``): ``int8`` (the networks quantized after training, see
+:mod:`core.vision.emotion.quantized`: 2-3 times as fast as bfloat16 on a CPU with VNNI or AMX),
+``bfloat16`` (native on a CPU with AVX512-BF16 or AMX, which the networks were trained with under
+autocast; a CUDA GPU with bf16) and ``float32``. ``precision="auto"``, the default, follows the model
+file: one that names an int8 model (``"int8_model": "<file>.json"``, the same members with their
+quantization) loads it where int8 is native; else bfloat16 where native; else float32, which costs
+about four times as much per network on a CPU, so a model file may name a smaller model for that
 (``"without_native_bfloat16": "<file>.json"``, members chosen within the same budget timed in
-float32); ``auto`` loads that one there. A model file that names its ``"precision"`` runs in it
-under ``auto``, so its figures are reproduced on any machine.
+float32). A model file that names its ``"precision"`` runs in it under ``auto``, so its figures are
+reproduced on any machine.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
+from core.vision.emotion.quantized import int8_native, quantize
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,10 @@ TTA_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
 """Forward passes per face and member for each TTA mode."""
 CROP_SIZE = 44
 """Side of the ``tencrop`` crops, before they are resized back to 48."""
-PRECISIONS = ("auto", "float32", "bfloat16")
-"""Number formats the networks can run in; ``auto``: bfloat16 where native (:func:`native_bfloat16`)."""
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+"""Number formats the networks can run in; ``auto``: see the module docstring."""
+FLOAT_PRECISIONS = ("float32", "bfloat16")
+"""The formats a network's own weights run in (``int8`` is a quantized copy of a float32 network)."""
 
 
 def native_bfloat16(device: str = "cpu") -> bool:
@@ -63,9 +69,9 @@ def native_bfloat16(device: str = "cpu") -> bool:
 
 
 def resolve_precision(precision: str, device: str = "cpu") -> torch.dtype:
-    """The dtype ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
+    """The float dtype ``precision`` (``auto`` or one of :data:`FLOAT_PRECISIONS`) means on ``device``."""
+    if precision not in ("auto", *FLOAT_PRECISIONS):
+        raise ValueError(f"unknown float precision {precision!r}; known: auto, {FLOAT_PRECISIONS}")
     if precision == "auto":
         precision = "bfloat16" if native_bfloat16(device) else "float32"
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
@@ -73,6 +79,10 @@ def resolve_precision(precision: str, device: str = "cpu") -> torch.dtype:
 
 WITHOUT_BFLOAT16 = "without_native_bfloat16"
 """Model-file key naming (beside it) the model that ``precision="auto"`` loads without native bfloat16."""
+INT8_MODEL = "int8_model"
+"""Model-file key naming (beside it) the int8 model ``auto`` loads where int8 is native, ``int8`` always."""
+QUANTIZATION = "quantization"
+"""Int8 model-file key: ``{"activations": {member file: {activation: [scale, zero point]}}, ...}``."""
 
 
 def card_path(weights: Path) -> Path:
@@ -115,10 +125,11 @@ def tta_views(batch: torch.Tensor, tta: str) -> torch.Tensor:
 def predict_probabilities(model: nn.Module, batch: torch.Tensor, tta: str = "flip") -> torch.Tensor:
     """Softmax probabilities (N, 7) float32 for a normalised batch, averaged over the views of ``tta``.
 
-    The batch runs in the dtype of ``model``'s parameters.
+    The batch runs in the dtype of ``model``'s parameters (float32 into an int8 network).
     """
     n = batch.shape[0]
-    views = tta_views(batch, tta).to(next(model.parameters()).dtype)
+    parameter = next(model.parameters(), None)  # an int8 network has none: it takes float32
+    views = tta_views(batch, tta).to(torch.float32 if parameter is None else parameter.dtype)
     if views.device.type == "cpu":
         views = views.contiguous(memory_format=torch.channels_last)
     probs = torch.softmax(model(views).float(), dim=1)
@@ -147,6 +158,8 @@ class Member:
     mean: float
     std: float
     model: nn.Module
+    parameters: int
+    """Weights and biases of the network with its batch norms folded (before any quantization)."""
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -163,16 +176,36 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def load_member(weights: Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Member:
-    """Load one network and its card; the fp16 weights run in ``dtype``, batch norms folded (in float32)."""
+def load_network(weights: Path) -> tuple[dict[str, Any], nn.Module]:
+    """One network's card and float32 module (eval mode) from its fp16 ``.pt``."""
     card = read_model_card(weights)
     if tuple(card["classes"]) != EMOTIONS:
         raise ValueError(f"{weights}: classes {card['classes']} differ from {EMOTIONS}")
     model = build_network(card["architecture"], len(EMOTIONS))
     state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model = fold_batchnorm(model.eval()).to(device, dtype).to(memory_format=torch.channels_last)
-    return Member(weights, card, float(card["input"]["mean"]), float(card["input"]["std"]), model)
+    return card, model.eval()
+
+
+def load_member(
+    weights: Path,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    qparams: dict[str, Any] | None = None,
+) -> Member:
+    """Load one network and its card: in ``dtype`` with batch norms folded (in float32), or int8 from
+    its activations' ``qparams`` (see :func:`core.vision.emotion.quantized.quantize`; CPU only)."""
+    card, model = load_network(weights)
+    if qparams is not None:
+        if device != "cpu":
+            raise ValueError(f"int8 networks run on the CPU, not {device}")
+        quantized = quantize(model, qparams)
+        parameters = sum(p.numel() for p in fold_batchnorm(model).parameters())
+        model = quantized
+    else:
+        model = fold_batchnorm(model).to(device, dtype).to(memory_format=torch.channels_last)
+        parameters = sum(p.numel() for p in model.parameters())
+    return Member(weights, card, float(card["input"]["mean"]), float(card["input"]["std"]), model, parameters)
 
 
 class EmotionClassifier:
@@ -181,13 +214,15 @@ class EmotionClassifier:
     Args:
         weights: a network's ``.pt`` (its ``.json`` card beside it) or an ensemble ``.json``
             (default: the shipped model, :data:`DEFAULT_MODEL`). :attr:`weights` is the file loaded:
-            the one named by ``without_native_bfloat16`` where ``auto`` followed it.
+            the one named by ``int8_model`` or ``without_native_bfloat16`` where the precision
+            followed it.
         device: torch device (default CPU).
         tta: test-time augmentation, one of :data:`TTA_MODES` (default: the one the model's card
             names, which its accuracy figures use; ``flip`` for cards that name none).
-        precision: one of :data:`PRECISIONS` (default ``auto``: bfloat16 where the hardware has it,
-            else float32 and the model file's smaller model for it; a model file's own
-            ``precision`` wins). ``float32`` or ``bfloat16`` run the model named, as named.
+        precision: one of :data:`PRECISIONS` (default ``auto``: the model file's int8 model where
+            int8 is native, else bfloat16 where native, else float32 and the model file's smaller
+            model for it; a model file's own ``precision`` wins). ``float32`` or ``bfloat16`` run
+            the model named, as named; ``int8`` its int8 model (ValueError where it has none).
     """
 
     def __init__(
@@ -197,31 +232,48 @@ class EmotionClassifier:
         tta: str | None = None,
         precision: str = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
         self.weights = Path(weights or DEFAULT_MODEL)
         self.card = read_model_card(self.weights)
-        fallback = self.card.get(WITHOUT_BFLOAT16)
-        if precision == "auto" and fallback and not native_bfloat16(device):
-            log.info("no native bfloat16 on %s: %s instead of %s", device, fallback, self.weights.name)
-            self.weights = self.weights.parent / str(fallback)
-            self.card = read_model_card(self.weights)
+        if self.card.get(INT8_MODEL) and (
+            precision == "int8" or (precision == "auto" and int8_native(device))
+        ):
+            self._follow(INT8_MODEL, "int8")
+        elif precision == "auto" and self.card.get(WITHOUT_BFLOAT16) and not native_bfloat16(device):
+            self._follow(WITHOUT_BFLOAT16, f"no native bfloat16 on {device}")
         if "members" in self.card:
             paths = [self.weights.parent / name for name in self.card["members"]]
         else:
             paths = [self.weights]
         if precision == "auto" and "precision" in self.card:
             precision = str(self.card["precision"])
-        self.dtype = resolve_precision(precision, device)
-        self.members = [load_member(path, device, self.dtype) for path in paths]
+        quantization: dict[str, Any] = self.card.get(QUANTIZATION, {}).get("activations", {})
+        if precision == "int8":
+            missing = [path.name for path in paths if path.name not in quantization]
+            if missing:
+                raise ValueError(
+                    f"{self.weights.name} has no int8 quantization for {missing}: run "
+                    "python -m training.emotion_quantize, or choose another precision"
+                )
+            self.dtype = torch.float32
+            self.members = [load_member(p, device, qparams=quantization[p.name]) for p in paths]
+        else:
+            self.dtype = resolve_precision(precision, device)
+            self.members = [load_member(path, device, self.dtype) for path in paths]
+        self.precision = "int8" if precision == "int8" else str(self.dtype).removeprefix("torch.")
+        """The number format the networks run in: ``float32``, ``bfloat16`` or ``int8``."""
         self.tta = tta or str(self.card.get("tta", "flip"))
         if self.tta not in TTA_VIEWS:
             raise ValueError(f"unknown TTA {self.tta!r}; known: {TTA_MODES}")
         self.device = device
         self.classes: tuple[str, ...] = EMOTIONS
 
-    @property
-    def precision(self) -> str:
-        """The number format the networks run in: ``float32`` or ``bfloat16``."""
-        return str(self.dtype).removeprefix("torch.")
+    def _follow(self, key: str, why: str) -> None:
+        """Load the model file that this one names under ``key`` instead."""
+        named = self.weights.parent / str(self.card[key])
+        log.info("%s: %s instead of %s", why, named.name, self.weights.name)
+        self.weights, self.card = named, read_model_card(named)
 
     @property
     def model(self) -> nn.Module:
@@ -230,8 +282,8 @@ class EmotionClassifier:
 
     @property
     def parameters(self) -> int:
-        """Parameters of all members together."""
-        return sum(p.numel() for m in self.members for p in m.model.parameters())
+        """Parameters (weights and biases, int8 ones too) of all members together."""
+        return sum(m.parameters for m in self.members)
 
     @torch.inference_mode()
     def probabilities(self, faces: np.ndarray) -> np.ndarray:

@@ -1,0 +1,125 @@
+"""8-bit integer inference for the emotion networks (static post-training quantization).
+
+A network is quantized in two steps. :func:`calibrate` runs float faces through it once (the weights
+need nothing: each output channel is scaled by its own largest weight) and returns, for every
+activation the int8 graph quantizes, a ``(scale, zero_point)`` pair fitted to a histogram of what it
+saw. Those pairs are small, plain numbers, kept in a model file (``"quantization"``), so the weights
+stay one fp16 file per network. :func:`quantize` rebuilds the int8 network from the float network
+and those pairs, the same bits on every load.
+
+Activations use the full unsigned 8-bit range (0..255). That is exact only with VNNI dot products
+(AVX512-VNNI, AVX-VNNI or AMX): AVX2 alone sums pairs of 8-bit products in 16 bits, which saturate at
+that range, so :func:`int8_native` is the test ``precision="auto"`` applies.
+
+The graph is built with PyTorch's FX quantization (``torch.ao.quantization.quantize_fx``), deprecated
+in favour of torchao's PT2E flow, which needs ``torch.compile`` for fast int8 kernels; FX's eager
+kernels (fbgemm/oneDNN) need no compiler and are fast at batch 1. Its deprecation warnings are muted
+here; the pinned torch in ``requirements.lock`` is what the figures were measured with.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.ao.quantization import QConfig, QConfigMapping
+from torch.ao.quantization.observer import (
+    FixedQParamsObserver,
+    HistogramObserver,
+    ObserverBase,
+    PerChannelMinMaxObserver,
+)
+
+from core.vision.emotion.network import INPUT_SIZE
+
+ENGINE = "x86"
+"""PyTorch's quantized engine for x86 CPUs (fbgemm and oneDNN kernels)."""
+QParams = dict[str, tuple[float, int]]
+"""Activation observer name -> (scale, zero point) of its unsigned 8-bit code (0..255)."""
+
+
+def engines() -> list[str]:
+    """The quantized engines this PyTorch build has (``x86`` on x86-64 builds)."""
+    return list(torch.backends.quantized.supported_engines)
+
+
+def int8_native(device: str = "cpu") -> bool:
+    """Whether ``device`` is a CPU that runs the int8 networks exactly and fast (VNNI or AMX)."""
+    if device != "cpu" or ENGINE not in engines():
+        return False
+    checks = ("_is_vnni_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def qconfig_mapping() -> QConfigMapping:
+    """Per-tensor unsigned activations over the full 8 bits (histogram-fitted), per-channel int8 weights."""
+    activation = HistogramObserver.with_args(dtype=torch.quint8, reduce_range=False)
+    weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    return QConfigMapping().set_global(QConfig(activation=activation, weight=weight))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """FX quantization's deprecation and uncalibrated-observer warnings, muted (module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.backends.quantized.engine = ENGINE
+        yield
+
+
+def _prepared(network: nn.Module) -> torch.fx.GraphModule:
+    example = (torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE),)
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    return prepare_fx(copy.deepcopy(network).eval().float(), qconfig_mapping(), example)
+
+
+def _activation_observers(prepared: nn.Module) -> dict[str, ObserverBase]:
+    return {
+        name: module
+        for name, module in prepared.named_children()
+        if isinstance(module, ObserverBase) and name.startswith("activation_post_process")
+    }
+
+
+def calibrate(network: nn.Module, batches: Iterable[torch.Tensor]) -> QParams:
+    """The activation quantization of ``network`` fitted to ``batches`` of normalised faces (N, 1, 48, 48)."""
+    with _quiet(), torch.inference_mode():
+        prepared = _prepared(network)
+        seen = 0
+        for batch in batches:
+            prepared(batch.float())
+            seen += len(batch)
+        if not seen:
+            raise ValueError("calibration needs at least one face")
+        qparams: QParams = {}
+        for name, observer in _activation_observers(prepared).items():
+            scale, zero_point = observer.calculate_qparams()
+            qparams[name] = (float(scale), int(zero_point))
+    return qparams
+
+
+def quantize(network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[float]]) -> nn.Module:
+    """The int8 network (eval mode, float input and output) from a float ``network`` and its ``qparams``.
+
+    Raises ``ValueError`` when ``qparams`` do not name exactly the graph's activations (another
+    architecture's, or another PyTorch's graph).
+    """
+    from torch.ao.quantization.quantize_fx import convert_fx
+
+    with _quiet():
+        prepared = _prepared(network)
+        observers = _activation_observers(prepared)
+        if set(observers) != set(qparams):
+            raise ValueError(
+                f"quantization parameters name {len(qparams)} activations, the network has "
+                f"{len(observers)}; quantize it again (python -m training.emotion_quantize)"
+            )
+        for name, (scale, zero_point) in qparams.items():
+            fixed = FixedQParamsObserver(float(scale), int(zero_point), quant_min=0, quant_max=255)
+            setattr(prepared, name, fixed)
+        return convert_fx(prepared).eval()

@@ -1,0 +1,151 @@
+"""Quantize the shipped emotion model to int8 and check it on the holdout.
+
+``python -m training.emotion_quantize [--model models/emotion/emotion_model.json] [--data
+../shared/data/fer2013] [--faces 2048]``: fits each member's activation quantization
+(:func:`core.vision.emotion.quantized.calibrate`) on ``--faces`` faces drawn (seed 0) from the *fit*
+part of train, each with the views of the model's TTA; writes the int8 model file beside the model
+(``<model>_int8.json``: the same members and TTA, ``"precision": "int8"`` and the quantization) and
+names it in the model file (``"int8_model"``), so ``precision="auto"`` loads it where int8 is native.
+Then scores both on the holdout (accuracy, log loss in nats per face, top labels that moved) and
+writes that into the int8 model file. PublicTest plays no part; score it once afterwards with
+``python -m training.emotion_ensemble score --model-only <model>_int8.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.vision.emotion.classifier import (
+    DEFAULT_MODEL,
+    INT8_MODEL,
+    QUANTIZATION,
+    EmotionClassifier,
+    load_network,
+    native_bfloat16,
+    read_model_card,
+    to_input,
+    tta_views,
+)
+from core.vision.emotion.quantized import ENGINE, calibrate
+from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
+from training.emotion_ensemble import fit_of
+from training.emotion_evaluation import predictions_of
+
+CALIBRATION_FACES = 2048
+"""Faces of the fit part the activations are calibrated on (each with its TTA views)."""
+CALIBRATION_SEED = 0
+BATCH = 256
+
+
+def calibration_faces(
+    train: FaceSet, count: int = CALIBRATION_FACES, seed: int = CALIBRATION_SEED
+) -> FaceSet:
+    """``count`` faces of the fit part of ``train`` (never the holdout), drawn with ``seed``, in order."""
+    fit = holdout_split(train).fit
+    drawn = np.sort(np.random.default_rng(seed).choice(fit, min(count, len(fit)), replace=False))
+    return subset(train, drawn)
+
+
+def _batches(images: np.ndarray, mean: float, std: float, tta: str) -> Iterator[torch.Tensor]:
+    for start in range(0, len(images), BATCH):
+        yield tta_views(to_input(images[start : start + BATCH], mean, std), tta)
+
+
+def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[str, Any]:
+    """The int8 model file's contents for the model at ``model_path``, calibrated on ``faces``."""
+    model = read_model_card(model_path)
+    members = model.get("members", [model_path.name])
+    tta = str(model.get("tta", "flip"))
+    activations = {}
+    for name in members:
+        card, network = load_network(model_path.parent / name)
+        mean, std = float(card["input"]["mean"]), float(card["input"]["std"])
+        activations[name] = calibrate(network, _batches(faces.images, mean, std, tta))
+    return {
+        "name": f"{model.get('name', model_path.stem)}-int8",
+        "members": members,
+        "tta": tta,
+        "combine": model.get("combine", "softmax averaged over the members and over the TTA views"),
+        "precision": "int8",
+        QUANTIZATION: {
+            "engine": ENGINE,
+            "torch": torch.__version__.split("+")[0],
+            "scheme": (
+                "static post-training: per-channel symmetric int8 weights (largest magnitude), "
+                "per-tensor unsigned 8-bit activations (0..255) fitted to a histogram of the "
+                "calibration faces; batch norms fused into the convolutions"
+            ),
+            "calibration": described,
+            "activations": {name: {k: list(v) for k, v in q.items()} for name, q in activations.items()},
+        },
+    }
+
+
+def holdout_comparison(
+    reference: EmotionClassifier, int8: EmotionClassifier, holdout: FaceSet
+) -> dict[str, Any]:
+    """Both models on the holdout: accuracy, log loss (nats per face), and top labels that differ."""
+    probs = {"reference": predictions_of(reference, holdout), "int8": predictions_of(int8, holdout)}
+    fits = {key: fit_of(p, holdout.labels) for key, p in probs.items()}
+    return {
+        "split": f"holdout of train ({len(holdout)} faces)",
+        "holdout_accuracy": round(fits["int8"][0], 4),
+        "holdout_log_loss": round(fits["int8"][1], 4),
+        "reference": {
+            "precision": reference.precision,
+            "holdout_accuracy": round(fits["reference"][0], 4),
+            "holdout_log_loss": round(fits["reference"][1], 4),
+        },
+        "labels_changed": int((probs["int8"].argmax(1) != probs["reference"].argmax(1)).sum()),
+        "max_probability_change": round(float(np.abs(probs["int8"] - probs["reference"]).max()), 4),
+    }
+
+
+def quantize_model(model_path: Path, data: Path, faces: int = CALIBRATION_FACES) -> dict[str, Any]:
+    """Write ``<model>_int8.json`` beside ``model_path``, name it there, and return its contents."""
+    train = load_split(data / "train")
+    calibration = calibration_faces(train, faces)
+    described = (
+        f"{len(calibration)} faces of the fit part of {data.name}/train (drawn with seed {CALIBRATION_SEED}, "
+        "never the holdout), each with the views of the model's TTA"
+    )
+    contents = int8_model_file(model_path, calibration, described)
+    out = model_path.with_name(f"{model_path.stem}_int8.json")
+    out.write_text(json.dumps(contents, indent=2) + "\n")
+    holdout = subset(train, holdout_split(train).holdout)
+    reference = EmotionClassifier(model_path, precision="bfloat16" if native_bfloat16() else "float32")
+    comparison = holdout_comparison(reference, EmotionClassifier(out, precision="int8"), holdout)
+    contents["holdout"] = comparison
+    out.write_text(json.dumps(contents, indent=2) + "\n")
+    main = json.loads(model_path.read_text())
+    main[INT8_MODEL] = out.name
+    model_path.write_text(json.dumps(main, indent=2) + "\n")
+    ref = comparison["reference"]
+    print(
+        f"{out.name}: holdout {comparison['holdout_accuracy']:.4f}, "
+        f"{comparison['holdout_log_loss']:.4f} nats "
+        f"({ref['precision']}: {ref['holdout_accuracy']:.4f}, {ref['holdout_log_loss']:.4f}); "
+        f"{comparison['labels_changed']} labels of {len(holdout)} moved"
+    )
+    return contents
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    parser.add_argument("--faces", type=int, default=CALIBRATION_FACES)
+    args = parser.parse_args(argv)
+    quantize_model(args.model, args.data, args.faces)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
