@@ -386,6 +386,18 @@ def test_ms_per_face_times_real_networks_together() -> None:
     assert set(measured) == {"one", "both"} and all(0 < ms < float("inf") for ms in measured.values())
 
 
+def candidate_copies(folder: Path, count: int) -> list[Path]:
+    """The first ``count`` shipped networks copied into ``folder`` as ``cand-<stem>.pt`` with their cards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for weights in shipped_members()[:count]:
+        target = folder / f"cand-{weights.stem}.pt"
+        target.write_bytes(weights.read_bytes())
+        card_path(target).write_text(card_path(weights).read_text())
+        copies.append(target)
+    return copies
+
+
 @pytest.mark.slow
 def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -395,13 +407,7 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     public = load_split(data_path("fer2013", "val"))
     few = subset(public, np.arange(0, len(public), 40))  # a stand-in holdout of 86 faces
     monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
-    candidates = []
-    for weights in shipped_members()[:3]:
-        target = tmp_path / "pool" / f"cand-{weights.stem}.pt"
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(weights.read_bytes())
-        card_path(target).write_text(card_path(weights).read_text())
-        candidates.append(target)
+    candidates = candidate_copies(tmp_path / "pool", 3)
     # Timings fixed by TTA (how fast this shared machine is at the moment must not decide a test):
     # ten-crop alone is over the budget, the three networks with flip fit.
     per_network = {"none": 1.0, "flip": 2.0, "tencrop": 30.0}
@@ -442,6 +448,39 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     assert again["members"] == ["emotion_cnn.pt"]
     assert (out.parent / "emotion_cnn.pt").read_bytes() == before[single]
     assert sorted(p.name for p in out.parent.iterdir()) == ["emotion_cnn.json", "emotion_cnn.pt", out.name]
+
+
+@pytest.mark.slow
+def test_choose_in_int8_quantizes_times_and_scores_the_candidates_in_int8(
+    tiny_fer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """choose --precision int8: each candidate calibrated on the fit part (here of a tiny train split),
+    timed and scored in int8; the float model file names its int8 model, which holds the choice."""
+    public = load_split(data_path("fer2013", "val"))
+    few = subset(public, np.arange(0, len(public), 40))
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    timed: list[str] = []
+
+    def fixed_ms(run: EmotionClassifier | emotion_ensemble.Together, batch: int, repeats: int = 15) -> float:
+        parts = run.parts if isinstance(run, emotion_ensemble.Together) else (run,)
+        timed.extend(part.precision for part in parts)
+        return sum({"none": 1.0, "flip": 2.0, "tencrop": 30.0}[part.tta] for part in parts)
+
+    monkeypatch.setattr(emotion_ensemble, "ms_per_face", fixed_ms)
+    candidates = candidate_copies(tmp_path / "pool", 2)
+    out = tmp_path / "model" / "emotion_model.json"
+    model = choose(candidates, tiny_fer, out, budget=10.0, precision="int8")
+    assert set(timed) == {"int8"} and model["selection"]["timed_in"].startswith("int8 on a CPU")
+    assert "precision" not in model and json.loads(out.read_text()) == model
+    int8_file = out.parent / model[INT8_MODEL]
+    int8 = json.loads(int8_file.read_text())
+    assert (int8["members"], int8["tta"]) == (model["members"], model["tta"])
+    assert set(int8[QUANTIZATION]["activations"]) == set(model["members"])
+    best = max(model["selection"]["options"], key=lambda o: (-o["holdout_log_loss"], -o["ms_per_face"]))
+    # The chosen model's own calibration uses its TTA's views (the candidates': the mirror's).
+    assert abs(model["holdout"]["accuracy"] - best["holdout_accuracy"]) <= 0.03
+    monkeypatch.setattr(classifier_module, "int8_native", lambda device="cpu": True)
+    assert EmotionClassifier(out).weights == int8_file
 
 
 @pytest.mark.slow

@@ -10,8 +10,11 @@ while the model stays within the CPU budget per face (``--budget-ms``, the slowe
 batch 32, timed in turns with the other candidates; a network alone over it is not scored); the best
 criterion of all modes wins, a tie going to the cheaper model, once it is timed with its members
 running together (the greedy step sums their own timings; over the budget together, the next best
-takes its place). PublicTest plays no part: ``--score`` scores the chosen model on it
-afterwards, once, and writes the figures into the model file and the members' cards.
+takes its place). With ``--precision int8`` each candidate is first quantized as
+``training.emotion_quantize`` would (on a CPU with VNNI or AMX, where ``auto`` runs int8), so the
+budget counts int8 costs, and the chosen model's int8 model is written beside it. PublicTest plays
+no part: ``--score`` scores the chosen model on it afterwards, once, and writes the figures into the
+model file and the members' cards.
 
 ``fallback`` chooses, the same way, the model for CPUs without native bfloat16 from the members of a
 chosen model, each timed in float32 (about four times dearer) on such a CPU, and names it in that
@@ -29,6 +32,7 @@ TTA is fixed too (the refit of a chosen model, ``training.emotion_pool refit-job
 Usage::
 
     python -m training.emotion_ensemble choose --out models/emotion/emotion_model.json A.pt B.pt ...
+    python -m training.emotion_ensemble choose --precision int8 --out models/emotion/emotion_model.json A.pt
     python -m training.emotion_ensemble fallback models/emotion/emotion_model.json
     python -m training.emotion_ensemble fallback --costs-from F32.json models/emotion/emotion_model.json
     python -m training.emotion_ensemble compose --out models/emotion/emotion_model.json A.pt B.pt
@@ -43,6 +47,7 @@ import argparse
 import json
 import math
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -53,14 +58,18 @@ import numpy as np
 import torch
 
 from core.vision.emotion.classifier import (
+    INT8_MODEL,
+    PRECISIONS,
     TTA_MODES,
     WITHOUT_BFLOAT16,
     EmotionClassifier,
     card_path,
     native_bfloat16,
 )
+from core.vision.emotion.quantized import int8_native
 from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
-from training.emotion_evaluation import evaluate, predictions_of, public_test_scores, tta_scores
+from training.emotion_evaluation import evaluate, fit_of, predictions_of, public_test_scores, tta_scores
+from training.emotion_quantize import int8_candidates, int8_model_path, quantize_model
 
 BUDGET_MS = 15.0
 """CPU time per face allowed at inference, at batch 1 and at batch 32, with the TTA shipped."""
@@ -145,6 +154,8 @@ def interleaved_ms(runs: Mapping[K, Runs], rounds: int = 3, repeats: int = 5) ->
 def timed_in(classifier: EmotionClassifier) -> str:
     """The number format and CPU the timings were taken on, for the model file."""
     cpu = "native bfloat16" if native_bfloat16(classifier.device) else "no native bfloat16"
+    if classifier.precision == "int8":
+        cpu = "int8 VNNI or AMX" if int8_native(classifier.device) else "no int8 VNNI or AMX"
     return f"{classifier.precision} on a CPU with {cpu}, {torch.get_num_threads()} torch threads"
 
 
@@ -171,13 +182,6 @@ def costs_by_architecture(model_path: Path) -> dict[str, dict[str, float]]:
         key: {tta: round(statistics.median(times), 2) for tta, times in by_tta.items()}
         for key, by_tta in gathered.items()
     }
-
-
-def fit_of(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(accuracy, log loss in nats per face) of probabilities (N, 7) against labels (N,)."""
-    accuracy = float(np.mean(probs.argmax(1) == labels))
-    truth = probs[np.arange(len(labels)), labels]
-    return accuracy, float(-np.mean(np.log(np.clip(truth, 1e-12, None))))
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,9 @@ def choose(
 
     With ``install`` the chosen members are copied beside ``out`` as ``emotion_cnn.pt``, ``_2``, ...
     (:func:`install_members`); without it they must lie beside ``out`` already and are named as they
-    are, their cards untouched. A ``precision`` other than ``auto`` is written into the model file.
+    are, their cards untouched. A ``precision`` other than ``auto`` is written into the model file;
+    ``int8`` instead quantizes each candidate first (calibrated as :mod:`training.emotion_quantize`
+    does), times and scores it in int8, and writes the chosen model's int8 model beside it.
     ``costs`` (from :func:`costs_by_architecture`) replaces timing on this CPU: each candidate costs
     what its architecture cost there, a model the sum of its members.
     """
@@ -321,11 +327,15 @@ def choose(
     options: list[Option] = []
     timing: dict[str, dict[str, float]] = {}
     every: dict[str, dict[str, np.ndarray]] = {}  # candidate -> TTA -> holdout probabilities
-    loaded = {
-        (path.stem, tta): EmotionClassifier(path, tta=tta, precision=precision)
-        for tta in TTA_MODES
-        for path in candidates
-    }
+    with tempfile.TemporaryDirectory() as folder:
+        sources = {path: path for path in candidates}
+        if precision == "int8":  # each candidate quantized as the chosen model will be
+            sources = int8_candidates(candidates, data, Path(folder))
+        loaded = {
+            (path.stem, tta): EmotionClassifier(sources[path], tta=tta, precision=precision)
+            for tta in TTA_MODES
+            for path in candidates
+        }
     if costs is None:
         measured = interleaved_ms(loaded)
     else:
@@ -359,8 +369,9 @@ def choose(
 
     if install:
         members = install_members(best.members, candidates, every, holdout.labels, out.parent)
-        # A float32 model beside names members by file, and the files now hold other networks.
+        # A float32 or int8 model beside names members by file, and the files now hold other networks.
         (out.parent / FLOAT32_MODEL).unlink(missing_ok=True)
+        int8_model_path(out).unlink(missing_ok=True)
     else:
         by_stem = {p.stem: p for p in candidates}
         if any(by_stem[s].parent.resolve() != out.parent.resolve() for s in best.members):
@@ -369,7 +380,7 @@ def choose(
     model: dict[str, Any] = {
         "name": name,
         "members": members,
-        **({} if precision == "auto" else {"precision": precision}),
+        **({} if precision in ("auto", "int8") else {"precision": precision}),
         "tta": best.tta,
         "combine": "softmax averaged over the members and over the TTA views",
         "selection": {
@@ -388,8 +399,11 @@ def choose(
         "public_test": None,
     }
     out.write_text(json.dumps(model, indent=2) + "\n")
+    if precision == "int8":  # the float model file, and its int8 model beside it (as timed and scored)
+        quantize_model(out, data)
+        model[INT8_MODEL] = int8_model_path(out).name
     model["holdout"] = evaluate(
-        predictions_of(EmotionClassifier(out), holdout).argmax(1), holdout.labels
+        predictions_of(EmotionClassifier(out, precision=precision), holdout).argmax(1), holdout.labels
     ).as_dict()
     out.write_text(json.dumps(model, indent=2) + "\n")
     return model
@@ -580,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
     p.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0])
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="int8: quantize, time and score in int8"
+    )
     p.add_argument("candidates", type=Path, nargs="+")
     p = sub.add_parser("compose")
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
@@ -600,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", type=Path)
     args = parser.parse_args(argv)
     if args.command == "choose":
-        choose(args.candidates, args.data, args.out, args.budget_ms, criterion=args.criterion)
+        choose(args.candidates, args.data, args.out, args.budget_ms, args.precision, criterion=args.criterion)
     elif args.command == "fallback":
         fallback(args.model, args.data, args.budget_ms, args.costs_from, args.criterion)
     elif args.command == "compose":

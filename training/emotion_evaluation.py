@@ -88,6 +88,13 @@ def tta_scores(probs: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, ob
     return scores
 
 
+def fit_of(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy, log loss in nats per face) of probabilities (N, 7) against labels (N,)."""
+    accuracy = float(np.mean(probs.argmax(1) == labels))
+    truth = probs[np.arange(len(labels)), labels]
+    return accuracy, float(-np.mean(np.log(np.clip(truth, 1e-12, None))))
+
+
 def predictions_of(classifier: EmotionClassifier, faces: FaceSet, batch_size: int = 256) -> np.ndarray:
     """Probabilities (N, 7) of a loaded model on a split, as the application computes them."""
     if len(faces) == 0:

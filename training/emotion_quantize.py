@@ -35,8 +35,7 @@ from core.vision.emotion.classifier import (
 )
 from core.vision.emotion.quantized import ENGINE, calibrate
 from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
-from training.emotion_ensemble import fit_of
-from training.emotion_evaluation import predictions_of
+from training.emotion_evaluation import fit_of, predictions_of
 
 CALIBRATION_FACES = 2048
 """Faces of the fit part the activations are calibrated on (each with its TTA views)."""
@@ -61,7 +60,7 @@ def _batches(images: np.ndarray, mean: float, std: float, tta: str) -> Iterator[
 def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[str, Any]:
     """The int8 model file's contents for the model at ``model_path``, calibrated on ``faces``."""
     model = read_model_card(model_path)
-    members = model.get("members", [model_path.name])
+    members = model.get("members", [model_path.name])  # a network's card names no members: itself
     tta = str(model.get("tta", "flip"))
     activations = {}
     for name in members:
@@ -88,6 +87,19 @@ def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[st
     }
 
 
+def int8_candidates(candidates: list[Path], data: Path, folder: Path) -> dict[Path, Path]:
+    """Each candidate network as a one-network int8 model file in ``folder`` (calibrated as
+    :func:`quantize_model` does, with the mirror), so ``choose --precision int8`` can time and score it."""
+    calibration = calibration_faces(load_split(data / "train"))
+    files = {}
+    for path in candidates:
+        contents = int8_model_file(path, calibration, f"{len(calibration)} faces of the fit part")
+        contents["members"] = [str(path.resolve())]  # the file lies elsewhere; its key stays the name
+        files[path] = folder / f"{path.stem}_int8.json"
+        files[path].write_text(json.dumps(contents) + "\n")
+    return files
+
+
 def holdout_comparison(
     reference: EmotionClassifier, int8: EmotionClassifier, holdout: FaceSet
 ) -> dict[str, Any]:
@@ -108,6 +120,11 @@ def holdout_comparison(
     }
 
 
+def int8_model_path(model_path: Path) -> Path:
+    """Where :func:`quantize_model` writes the int8 model of ``model_path``."""
+    return model_path.with_name(f"{model_path.stem}_int8.json")
+
+
 def quantize_model(model_path: Path, data: Path, faces: int = CALIBRATION_FACES) -> dict[str, Any]:
     """Write ``<model>_int8.json`` beside ``model_path``, name it there, and return its contents."""
     train = load_split(data / "train")
@@ -117,7 +134,7 @@ def quantize_model(model_path: Path, data: Path, faces: int = CALIBRATION_FACES)
         "never the holdout), each with the views of the model's TTA"
     )
     contents = int8_model_file(model_path, calibration, described)
-    out = model_path.with_name(f"{model_path.stem}_int8.json")
+    out = int8_model_path(model_path)
     out.write_text(json.dumps(contents, indent=2) + "\n")
     holdout = subset(train, holdout_split(train).holdout)
     reference = EmotionClassifier(model_path, precision="bfloat16" if native_bfloat16() else "float32")
