@@ -167,6 +167,30 @@ def test_int8_needs_the_quantization_of_every_member(tmp_path: Path) -> None:
         EmotionClassifier(tmp_path / "m.json")
 
 
+def test_auto_loads_the_float_model_when_its_int8_model_cannot_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Scales stored for another graph (another PyTorch's names, say) must not stop the bot: ``auto``
+    logs it and loads the float model; ``int8`` asked for by name refuses."""
+    monkeypatch.setattr(classifier_module, "int8_native", lambda device="cpu": True)
+    main_card = json.loads(DEFAULT_MODEL.read_text())
+    int8 = json.loads((DEFAULT_MODEL.parent / main_card[INT8_MODEL]).read_text())
+    for name in int8["members"]:
+        (tmp_path / name).symlink_to(DEFAULT_MODEL.parent / name)
+        card_path(tmp_path / name).symlink_to(card_path(DEFAULT_MODEL.parent / name))
+    first = int8["members"][0]
+    scales = int8[QUANTIZATION]["activations"][first]
+    scales["activation_post_process_99"] = scales.pop(next(iter(scales)))
+    (tmp_path / main_card[INT8_MODEL]).write_text(json.dumps(int8))
+    (tmp_path / "emotion_model.json").write_text(json.dumps(main_card))
+    with caplog.at_level("WARNING"):
+        clf = EmotionClassifier(tmp_path / "emotion_model.json")
+    assert clf.weights == tmp_path / "emotion_model.json" and clf.precision != "int8"
+    assert "cannot be built" in caplog.text
+    with pytest.raises(ValueError, match="emotion_quantize"):
+        EmotionClassifier(tmp_path / "emotion_model.json", precision="int8")
+
+
 @pytest.mark.slow
 def test_bfloat16_reads_faces_as_float32_does() -> None:
     """bfloat16 keeps 8 bits of mantissa: on 512 PublicTest faces the shipped model's probabilities

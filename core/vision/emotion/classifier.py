@@ -39,7 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
-from core.vision.emotion.quantized import int8_native, quantize
+from core.vision.emotion.quantized import QuantizationMismatch, int8_native, quantize
 
 log = logging.getLogger(__name__)
 
@@ -234,14 +234,29 @@ class EmotionClassifier:
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
-        self.weights = Path(weights or DEFAULT_MODEL)
-        self.card = read_model_card(self.weights)
-        if self.card.get(INT8_MODEL) and (
-            precision == "int8" or (precision == "auto" and int8_native(device))
-        ):
+        self.device = device
+        self.classes: tuple[str, ...] = EMOTIONS
+        path = Path(weights or DEFAULT_MODEL)
+        int8 = precision == "int8" or (precision == "auto" and int8_native(device))
+        try:
+            self._load(path, precision, int8)
+        except QuantizationMismatch as error:
+            if precision != "auto":
+                raise
+            log.warning("the int8 model cannot be built here (%s); loading the float model", error)
+            self._load(path, precision, int8=False)
+        self.tta = tta or str(self.card.get("tta", "flip"))
+        if self.tta not in TTA_VIEWS:
+            raise ValueError(f"unknown TTA {self.tta!r}; known: {TTA_MODES}")
+
+    def _load(self, weights: Path, precision: str, int8: bool) -> None:
+        """Read the model file at ``weights``, follow the model it names for the hardware (``int8``:
+        its int8 model), and load the members in the precision that leaves."""
+        self.weights, self.card = weights, read_model_card(weights)
+        if self.card.get(INT8_MODEL) and int8:
             self._follow(INT8_MODEL, "int8")
-        elif precision == "auto" and self.card.get(WITHOUT_BFLOAT16) and not native_bfloat16(device):
-            self._follow(WITHOUT_BFLOAT16, f"no native bfloat16 on {device}")
+        elif precision == "auto" and self.card.get(WITHOUT_BFLOAT16) and not native_bfloat16(self.device):
+            self._follow(WITHOUT_BFLOAT16, f"no native bfloat16 on {self.device}")
         if "members" in self.card:
             paths = [self.weights.parent / name for name in self.card["members"]]
         else:
@@ -252,22 +267,17 @@ class EmotionClassifier:
         if precision == "int8":
             missing = [path.name for path in paths if path.name not in quantization]
             if missing:
-                raise ValueError(
+                raise QuantizationMismatch(
                     f"{self.weights.name} has no int8 quantization for {missing}: run "
                     "python -m training.emotion_quantize, or choose another precision"
                 )
             self.dtype = torch.float32
-            self.members = [load_member(p, device, qparams=quantization[p.name]) for p in paths]
+            self.members = [load_member(p, self.device, qparams=quantization[p.name]) for p in paths]
         else:
-            self.dtype = resolve_precision(precision, device)
-            self.members = [load_member(path, device, self.dtype) for path in paths]
+            self.dtype = resolve_precision(precision, self.device)
+            self.members = [load_member(path, self.device, self.dtype) for path in paths]
         self.precision = "int8" if precision == "int8" else str(self.dtype).removeprefix("torch.")
         """The number format the networks run in: ``float32``, ``bfloat16`` or ``int8``."""
-        self.tta = tta or str(self.card.get("tta", "flip"))
-        if self.tta not in TTA_VIEWS:
-            raise ValueError(f"unknown TTA {self.tta!r}; known: {TTA_MODES}")
-        self.device = device
-        self.classes: tuple[str, ...] = EMOTIONS
 
     def _follow(self, key: str, why: str) -> None:
         """Load the model file that this one names under ``key`` instead."""

@@ -38,6 +38,12 @@ from core.vision.emotion.network import INPUT_SIZE
 
 ENGINE = "x86"
 """PyTorch's quantized engine for x86 CPUs (fbgemm and oneDNN kernels)."""
+
+
+class QuantizationMismatch(ValueError):
+    """Stored quantization that does not fit the network (another architecture's or PyTorch's graph)."""
+
+
 QParams = dict[str, tuple[float, int]]
 """Activation observer name -> (scale, zero point) of its unsigned 8-bit code (0..255)."""
 
@@ -106,7 +112,7 @@ def calibrate(network: nn.Module, batches: Iterable[torch.Tensor]) -> QParams:
 def quantize(network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[float]]) -> nn.Module:
     """The int8 network (eval mode, float input and output) from a float ``network`` and its ``qparams``.
 
-    Raises ``ValueError`` when ``qparams`` do not name exactly the graph's activations (another
+    Raises :class:`QuantizationMismatch` when ``qparams`` do not name exactly the graph's activations (another
     architecture's, or another PyTorch's graph).
     """
     from torch.ao.quantization.quantize_fx import convert_fx
@@ -115,7 +121,7 @@ def quantize(network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[
         prepared = _prepared(network)
         observers = _activation_observers(prepared)
         if set(observers) != set(qparams):
-            raise ValueError(
+            raise QuantizationMismatch(
                 f"quantization parameters name {len(qparams)} activations, the network has "
                 f"{len(observers)}; quantize it again (python -m training.emotion_quantize)"
             )
