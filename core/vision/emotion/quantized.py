@@ -70,7 +70,8 @@ def qconfig_mapping() -> QConfigMapping:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """FX quantization's deprecation and uncalibrated-observer warnings, muted (module docstring)."""
+    """FX quantization's deprecation and uncalibrated-observer warnings muted (module docstring), and
+    the x86 engine selected for the process: ``convert_fx`` packs the weights for it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.backends.quantized.engine = ENGINE
