@@ -89,7 +89,8 @@ def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[st
 
 def int8_candidates(candidates: list[Path], data: Path, folder: Path) -> dict[Path, Path]:
     """Each candidate network as a one-network int8 model file in ``folder`` (calibrated as
-    :func:`quantize_model` does, with the mirror), so ``choose --precision int8`` can time and score it."""
+    :func:`quantize_model` does, with the views of its card's TTA: the mirror where it names none), so
+    ``choose --precision int8`` can time and score it."""
     calibration = calibration_faces(load_split(data / "train"))
     files = {}
     for path in candidates:

@@ -237,6 +237,8 @@ class EmotionClassifier:
         self.device = device
         self.classes: tuple[str, ...] = EMOTIONS
         path = Path(weights or DEFAULT_MODEL)
+        if precision == "int8" and not int8_native(device):
+            log.warning("int8 asked for on a CPU without VNNI or AMX: slower, and 8-bit sums may saturate")
         int8 = precision == "int8" or (precision == "auto" and int8_native(device))
         try:
             self._load(path, precision, int8)
