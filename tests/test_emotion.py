@@ -438,6 +438,17 @@ def candidate_copies(folder: Path, count: int) -> list[Path]:
     return copies
 
 
+def test_choose_refuses_a_network_that_trained_on_the_holdout(tmp_path: Path) -> None:
+    """A card without holdout scores (a network of all of train) would win on in-sample figures."""
+    clean, seen = candidate_copies(tmp_path / "pool", 2)
+    card = json.loads(card_path(seen).read_text())
+    del card["holdout"]
+    card_path(seen).write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=f"{seen.name} trained on the holdout"):
+        choose([clean, seen], Path("/nowhere"), tmp_path / "model" / "emotion_model.json")
+    assert not (tmp_path / "model").exists()
+
+
 @pytest.mark.slow
 def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

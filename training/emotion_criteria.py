@@ -32,6 +32,7 @@ from training.emotion_ensemble import (
     Option,
     fit_of,
     holdout_faces,
+    require_clean,
     tta_options,
     verified,
 )
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"{args.costs} has no timings for {missing} (with TTA {args.tta}): choose them there first"
         )
+    require_clean(args.candidates)
     holdout = holdout_faces(args.data)
     probs = {
         tta: {c.stem: predictions_of(EmotionClassifier(c, tta=tta), holdout) for c in args.candidates}

@@ -1,7 +1,8 @@
 """Choose the shipped emotion model on the holdout: ensemble members and test-time augmentation.
 
 Candidates are networks trained on FER2013 train less the holdout (``training.train_emotion``, or the
-GPU pool of ``training.emotion_pool``). Models are compared by a criterion on the holdout
+GPU pool of ``training.emotion_pool``); one whose card has no holdout scores trained on it, and is
+refused. Models are compared by a criterion on the holdout
 (``--criterion``): log loss by default (the mean negative log probability the model gives the true
 emotion, which moves with every face's confidence), or accuracy (which moves only when a face crosses
 a decision: one face is 0.04 points of 2,489, so a greedy step on it stops at noise). For each TTA
@@ -323,6 +324,7 @@ def choose(
     ``costs`` (from :func:`costs_by_architecture`) replaces timing on this CPU: each candidate costs
     what its architecture cost there, a model the sum of its members.
     """
+    require_clean(candidates)
     holdout = holdout_faces(data)
     options: list[Option] = []
     timing: dict[str, dict[str, float]] = {}
@@ -451,6 +453,17 @@ def install_members(
 def holdout_clean(weights: Path) -> bool:
     """Whether a network trained without the holdout (its card then scores it there)."""
     return bool(json.loads(card_path(weights).read_text()).get("holdout"))
+
+
+def require_clean(candidates: list[Path]) -> None:
+    """Refuse candidates that trained on the holdout (a card without holdout scores: a network of
+    all of train, such as a refit): their holdout figures would be in-sample and would win."""
+    seen = [c.name for c in candidates if not holdout_clean(c)]
+    if seen:
+        raise ValueError(
+            f"{', '.join(seen)} trained on the holdout (no holdout scores on the card): the holdout "
+            "cannot choose among them; use compose for a model of fixed members"
+        )
 
 
 def compose(
