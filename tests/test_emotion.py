@@ -19,6 +19,7 @@ from bot.cli.emotion import PRECISIONS as CLI_PRECISIONS
 from bot.cli.emotion import TTA_MODES as CLI_TTA_MODES
 from core.vision.emotion import classifier as classifier_module
 from core.vision.emotion.classifier import (
+    AVX2_MODEL,
     DEFAULT_MODEL,
     INT8_MODEL,
     PRECISIONS,
@@ -34,7 +35,7 @@ from core.vision.emotion.classifier import (
 )
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import build_network
-from core.vision.emotion.quantized import int8_native
+from core.vision.emotion.quantized import ENGINE, engines, int8_native
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
 from training import emotion_ensemble, emotion_pool
@@ -84,6 +85,13 @@ def test_shipped_model_matches_the_manifest_and_cards() -> None:
     assert int8_card["precision"] == "int8" and INT8_MODEL not in int8_card
     assert (int8_card["members"], int8_card["tta"]) == (card["members"], card["tta"])
     assert set(int8_card[QUANTIZATION]["activations"]) == set(card["members"])
+    # The AVX2 model: some of the same networks, and its int8 model with 7-bit activations.
+    avx2 = DEFAULT_MODEL.parent / card[AVX2_MODEL]
+    avx2_int8 = avx2.parent / json.loads(avx2.read_text())[INT8_MODEL]
+    assert {file_sha256(f) for f in (avx2, avx2_int8)} <= set(files.values())
+    avx2_card = json.loads(avx2_int8.read_text())
+    assert avx2_card[QUANTIZATION]["activation_bits"] == 7
+    assert set(avx2_card["members"]) < set(card["members"])
 
 
 @pytest.mark.parametrize("tta", TTA_MODES)
@@ -126,30 +134,47 @@ def test_precision_is_bfloat16_only_where_the_hardware_has_it() -> None:
     assert int8.probabilities(np.zeros((2, 48, 48), np.uint8)).dtype == np.float32
 
 
-@pytest.mark.parametrize(("int8", "bf16"), [(True, True), (True, False), (False, True), (False, False)])
-def test_auto_loads_int8_where_native_else_bfloat16_else_the_float32_model(
-    int8: bool, bf16: bool, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("int8", "bf16", "avx2"),
+    [
+        (True, True, True),
+        (True, False, True),
+        (False, True, True),
+        (False, False, True),
+        (False, False, False),
+    ],
+)
+def test_auto_loads_int8_where_native_else_bfloat16_else_the_smaller_model(
+    int8: bool, bf16: bool, avx2: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """int8 is 2-3 times as fast as bfloat16 where the CPU has VNNI or AMX, at the same holdout log
     loss: ``auto`` loads the int8 model there. Without it, bfloat16 where native; else the smaller
-    model the shipped file names for float32 (which costs about four times as much per network)."""
+    model the shipped file names, in int8 with 7-bit activations where the CPU has AVX2 (exact with
+    its 16-bit sums), else in float32 (which costs about four times as much per network)."""
     monkeypatch.setattr(classifier_module, "int8_native", lambda device="cpu": int8)
     monkeypatch.setattr(classifier_module, "native_bfloat16", lambda device="cpu": bf16)
+    monkeypatch.setattr(classifier_module, "avx2", lambda: avx2)
     card = json.loads(DEFAULT_MODEL.read_text())
+    small_path = DEFAULT_MODEL.parent / card[WITHOUT_BFLOAT16]
+    small = json.loads(small_path.read_text())
     clf = EmotionClassifier()
     if int8:
         assert (clf.weights, clf.precision) == (DEFAULT_MODEL.parent / card[INT8_MODEL], "int8")
         assert [m.weights.name for m in clf.members] == card["members"] and clf.tta == card["tta"]
+        assert clf.activation_bits == 8
     elif bf16:
         assert (clf.weights, clf.precision) == (DEFAULT_MODEL, "bfloat16")
         assert len(clf.members) == len(card["members"])
+    elif avx2:
+        avx2_model = json.loads((DEFAULT_MODEL.parent / card[AVX2_MODEL]).read_text())
+        assert (clf.weights, clf.precision) == (DEFAULT_MODEL.parent / avx2_model[INT8_MODEL], "int8")
+        assert [m.weights.name for m in clf.members] == avx2_model["members"]
+        assert clf.tta == avx2_model["tta"] and clf.activation_bits == 7
     else:
-        small = json.loads((DEFAULT_MODEL.parent / card[WITHOUT_BFLOAT16]).read_text())
-        assert clf.weights == DEFAULT_MODEL.parent / card[WITHOUT_BFLOAT16]
+        assert clf.weights == small_path and clf.precision == "float32"
         assert [m.weights.name for m in clf.members] == small["members"] and clf.tta == small["tta"]
-        assert clf.precision == "float32"
     # A model file named directly runs in the precision it names, whatever the CPU has.
-    assert EmotionClassifier(DEFAULT_MODEL.parent / card[WITHOUT_BFLOAT16]).precision == "float32"
+    assert EmotionClassifier(small_path).precision == "float32"
     assert EmotionClassifier(DEFAULT_MODEL.parent / card[INT8_MODEL]).precision == "int8"
 
 
@@ -216,6 +241,9 @@ def test_bfloat16_reads_faces_as_float32_does() -> None:
 
 NEEDS_INT8 = pytest.mark.skipif(
     not int8_native(), reason="int8 figures hold on a CPU with VNNI or AMX (AVX2's 16-bit sums may saturate)"
+)
+NEEDS_X86_INT8 = pytest.mark.skipif(
+    ENGINE not in engines(), reason="int8 networks need PyTorch's x86 quantized engine (an x86-64 CPU)"
 )
 
 
@@ -534,6 +562,18 @@ def test_choose_in_int8_quantizes_times_and_scores_the_candidates_in_int8(
     assert EmotionClassifier(out).weights == int8_file
 
 
+def model_of_shipped_members(folder: Path, count: int, name: str, tta: str) -> Path:
+    """A model file in ``folder`` of the first ``count`` shipped networks, copied beside it with cards."""
+    folder.mkdir(parents=True)
+    for weights in shipped_members()[:count]:
+        (folder / weights.name).write_bytes(weights.read_bytes())
+        card_path(folder / weights.name).write_text(card_path(weights).read_text())
+    members = [w.name for w in shipped_members()[:count]]
+    model = folder / "emotion_model.json"
+    model.write_text(json.dumps({"name": name, "members": members, "tta": tta}))
+    return model
+
+
 @pytest.mark.slow
 def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -550,15 +590,8 @@ def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
         return 1.0
 
     monkeypatch.setattr(emotion_ensemble, "ms_per_face", one_ms)
-    folder = tmp_path / "model"
-    folder.mkdir()
-    names = []
-    for weights in shipped_members()[:3]:
-        (folder / weights.name).write_bytes(weights.read_bytes())
-        card_path(folder / weights.name).write_text(card_path(weights).read_text())
-        names.append(weights.name)
-    main_model = folder / "emotion_model.json"
-    main_model.write_text(json.dumps({"name": "moodtunes-emotion", "members": names, "tta": "none"}))
+    main_model = model_of_shipped_members(tmp_path / "model", 3, "moodtunes-emotion", "none")
+    folder, names = main_model.parent, json.loads(main_model.read_text())["members"]
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != main_model.name}
     small = emotion_ensemble.fallback(main_model, Path("/nowhere"), budget=2.0)
     assert set(timed) == {"float32"}
@@ -575,6 +608,45 @@ def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
     assert clf.weights == folder / emotion_ensemble.FLOAT32_MODEL and clf.precision == "float32"
     accuracy = evaluate(predictions_of(clf, few).argmax(1), few.labels).accuracy
     assert abs(accuracy - best["holdout_accuracy"]) <= 1e-4
+
+
+@pytest.mark.slow
+def test_fallback_in_int8_chooses_the_avx2_model_with_7_bit_activations(
+    tiny_fer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fallback --precision int8: the model for CPUs with AVX2 but neither VNNI nor bfloat16 is chosen
+    from the model's networks quantized with 7-bit activations (calibrated on the fit part), timed
+    and scored so; the model file names it, and ``auto`` loads its int8 model on such a CPU."""
+    public = load_split(data_path("fer2013", "val"))
+    few = subset(public, np.arange(0, len(public), 40))
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    timed: list[tuple[str, int | None]] = []
+
+    def one_ms(classifier: EmotionClassifier, batch: int, repeats: int = 15) -> float:
+        timed.append((classifier.precision, classifier.activation_bits))
+        return 1.0
+
+    monkeypatch.setattr(emotion_ensemble, "ms_per_face", one_ms)
+    main_model = model_of_shipped_members(tmp_path / "model", 2, "m", "flip")
+    folder, names = main_model.parent, json.loads(main_model.read_text())["members"]
+    small = emotion_ensemble.fallback(main_model, tiny_fer, budget=2.0, precision="int8")
+    assert set(timed) == {("int8", 7)}
+    assert "precision" not in small and small["name"] == "m-avx2"
+    assert "(7-bit activations)" in small["selection"]["timed_in"]
+    assert 1 <= len(small["members"]) <= 2 and set(small["members"]) <= set(names)
+    int8_file = folder / small[INT8_MODEL]
+    int8 = json.loads(int8_file.read_text())
+    assert int8[QUANTIZATION]["activation_bits"] == 7 and int8["members"] == small["members"]
+    assert json.loads(main_model.read_text())[AVX2_MODEL] == emotion_ensemble.AVX2_INT8_MODEL
+    assert not (folder / emotion_ensemble.FLOAT32_MODEL).exists()
+    monkeypatch.setattr(classifier_module, "int8_native", lambda device="cpu": False)
+    monkeypatch.setattr(classifier_module, "native_bfloat16", lambda device="cpu": False)
+    monkeypatch.setattr(classifier_module, "avx2", lambda: True)
+    clf = EmotionClassifier(main_model)
+    assert (clf.weights, clf.precision, clf.activation_bits) == (int8_file, "int8", 7)
+    best = max(small["selection"]["options"], key=lambda o: (-o["holdout_log_loss"], -o["ms_per_face"]))
+    # The chosen model's own calibration uses its TTA's views (the candidates': the mirror's).
+    assert abs(small["holdout"]["accuracy"] - best["holdout_accuracy"]) <= 0.03
 
 
 def test_fallback_can_take_its_costs_by_architecture_from_a_model_timed_elsewhere(
@@ -789,15 +861,27 @@ def test_near_duplicates_are_the_same_photo_shifted_or_re_exposed() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["shipped", "float32", pytest.param("int8", marks=NEEDS_INT8)])
+@pytest.mark.parametrize(
+    "which",
+    [
+        "shipped",
+        "float32",
+        pytest.param("int8", marks=NEEDS_INT8),
+        pytest.param("avx2", marks=NEEDS_X86_INT8),
+    ],
+)
 def test_accuracy_on_public_test_matches_the_card(which: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The model file's figures, within 0.003 (evaluation is deterministic; the shipped model's were
     measured in bfloat16, which CPUs without it read in float32: 0.0007 apart): deduplicated, without
-    the near-duplicates too, and in full. The shipped model, its float32 model and its int8 model."""
+    the near-duplicates too, and in full. The shipped model, its float32 model, its int8 model and
+    the int8 model (7-bit activations, exact on any x86 CPU) of its model for AVX2 CPUs."""
     model = DEFAULT_MODEL
-    if which in ("float32", "int8"):
-        key = WITHOUT_BFLOAT16 if which == "float32" else INT8_MODEL
-        model = DEFAULT_MODEL.parent / json.loads(DEFAULT_MODEL.read_text())[key]
+    if which in ("float32", "int8", "avx2"):
+        main_card = json.loads(DEFAULT_MODEL.read_text())
+        key = {"float32": WITHOUT_BFLOAT16, "int8": INT8_MODEL, "avx2": AVX2_MODEL}[which]
+        model = DEFAULT_MODEL.parent / main_card[key]
+        if which == "avx2":
+            model = model.parent / json.loads(model.read_text())[INT8_MODEL]
         options = ["--weights", str(model)]
     else:
         options = ["--weights", str(model), "--precision", "bfloat16" if native_bfloat16() else "float32"]
@@ -805,7 +889,7 @@ def test_accuracy_on_public_test_matches_the_card(which: str, capsys: pytest.Cap
     assert main(["eval-emotion", "--json", "--data", str(data_path("fer2013")), *options]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["weights"] == str(model) and result["precision"] == (
-        which if which != "shipped" else options[-1]
+        {"shipped": options[-1], "avx2": "int8"}.get(which, which)
     )
     dedup, full = result["deduplicated"], result["full"]
     print(

@@ -52,6 +52,33 @@ def test_int8_network_reads_as_the_float_one_and_rebuilds_the_same_from_its_scal
     assert (first.argmax(1) == reference.argmax(1)).float().mean() >= 0.9
 
 
+def test_7_bit_activations_stay_within_0_to_127_and_read_as_the_float_network() -> None:
+    """For CPUs without VNNI: codes that AVX2's 16-bit sums of two 8-bit products cannot saturate
+    (2 x 127 x 127 < 32767); the rebuild from stored scales is exact, as at 8 bits."""
+    net = small_network()
+    batches = [faces(64, 1), faces(64, 2)]
+    eight, seven = calibrate(net, batches), calibrate(net, batches, bits=7)
+    assert set(seven) == set(eight) and all(0 <= z <= 127 for _, z in seven.values())
+    # The same range in half the codes: each activation's step is about twice the 8-bit one.
+    assert all(1.8 < seven[k][0] / eight[k][0] < 2.2 for k in seven)
+    test = faces(32, 3)
+    stored = json.loads(json.dumps(seven))
+    with torch.inference_mode():
+        reference = torch.softmax(net(test), 1)
+        first, again = quantize(net, seven, bits=7)(test), quantize(net, stored, bits=7)(test)
+    assert torch.equal(first, again)
+    assert (torch.softmax(first, 1) - reference).abs().max() < 0.08
+    with pytest.raises(ValueError, match="bits"):
+        calibrate(net, batches, bits=4)
+
+
+def test_avx2_follows_the_kernels_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ATEN_CPU_CAPABILITY`` caps what PyTorch dispatches to; ``avx2`` reads that, not the CPU's flags."""
+    for capability, expected in (("AVX512", True), ("AVX2", True), ("DEFAULT", False), ("ZVECTOR", False)):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert quantized.avx2() == expected
+
+
 def test_quantize_refuses_scales_of_another_graph_and_calibration_needs_faces() -> None:
     resnet = EmotionResNet((8, 16, 16, 32)).eval()
     with pytest.raises(ValueError, match="emotion_quantize"):

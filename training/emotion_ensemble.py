@@ -24,7 +24,11 @@ model's file (``without_native_bfloat16``), where ``precision="auto"`` follows i
 without AVX512-BF16 or AMX. Where no such CPU is at hand, ``--costs-from`` a float32 model chosen on
 one before takes each network's cost from the networks of the same architecture timed there (a
 network's cost per face depends on its architecture, not its weights); members are then costed as
-the sum of their own timings, and the model file says so.
+the sum of their own timings, and the model file says so. ``fallback --precision int8`` chooses the
+model for CPUs with AVX2 but neither VNNI nor native bfloat16 instead (``emotion_model_avx2.json``,
+named under ``without_native_bfloat16_avx2``): the members quantized with 7-bit activations, timed in
+int8 on such a CPU or here with the kernels capped (``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``).
 
 ``compose`` makes a model of members fixed beforehand (some of which may have trained on the holdout,
 such as a network refit on all of train) and chooses only its TTA on the holdout; with ``--tta`` the
@@ -36,6 +40,7 @@ Usage::
     python -m training.emotion_ensemble choose --precision int8 --out models/emotion/emotion_model.json A.pt
     python -m training.emotion_ensemble fallback models/emotion/emotion_model.json
     python -m training.emotion_ensemble fallback --costs-from F32.json models/emotion/emotion_model.json
+    python -m training.emotion_ensemble fallback --precision int8 models/emotion/emotion_model.json
     python -m training.emotion_ensemble compose --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble compose --tta none --out models/emotion/emotion_model.json A.pt B.pt
     python -m training.emotion_ensemble score models/emotion/emotion_model.json
@@ -59,6 +64,7 @@ import numpy as np
 import torch
 
 from core.vision.emotion.classifier import (
+    AVX2_MODEL,
     INT8_MODEL,
     PRECISIONS,
     TTA_MODES,
@@ -67,7 +73,7 @@ from core.vision.emotion.classifier import (
     card_path,
     native_bfloat16,
 )
-from core.vision.emotion.quantized import int8_native
+from core.vision.emotion.quantized import int8_native, isa_caps
 from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
 from training.emotion_evaluation import evaluate, fit_of, predictions_of, public_test_scores, tta_scores
 from training.emotion_quantize import int8_candidates, int8_model_path, quantize_model
@@ -79,6 +85,8 @@ CRITERIA = ("log_loss", "accuracy")
 """What the holdout compares models by (the first is the default); see the module's docstring."""
 
 FLOAT32_MODEL = "emotion_model_float32.json"
+AVX2_INT8_MODEL = "emotion_model_avx2.json"
+"""The model ``fallback --precision int8`` writes (and its ``_int8`` beside it), for AVX2 without VNNI."""
 """The file :func:`fallback` writes beside the model it serves (``choose`` removes it: stale)."""
 
 
@@ -157,7 +165,9 @@ def timed_in(classifier: EmotionClassifier) -> str:
     cpu = "native bfloat16" if native_bfloat16(classifier.device) else "no native bfloat16"
     if classifier.precision == "int8":
         cpu = "int8 VNNI or AMX" if int8_native(classifier.device) else "no int8 VNNI or AMX"
-    return f"{classifier.precision} on a CPU with {cpu}, {torch.get_num_threads()} torch threads"
+        cpu += f" ({classifier.activation_bits}-bit activations)"
+    caps = f", kernels capped by {isa_caps()}" if isa_caps() else ""
+    return f"{classifier.precision} on a CPU with {cpu}{caps}, {torch.get_num_threads()} torch threads"
 
 
 def architecture_key(weights: Path) -> str:
@@ -313,6 +323,7 @@ def choose(
     name: str = "moodtunes-emotion",
     costs: Costs | None = None,
     criterion: str = CRITERIA[0],
+    bits: int = 8,
 ) -> dict[str, Any]:
     """Pick members and TTA on the holdout by ``criterion``, timed in ``precision``; write ``out``.
 
@@ -320,7 +331,8 @@ def choose(
     (:func:`install_members`); without it they must lie beside ``out`` already and are named as they
     are, their cards untouched. A ``precision`` other than ``auto`` is written into the model file;
     ``int8`` instead quantizes each candidate first (calibrated as :mod:`training.emotion_quantize`
-    does), times and scores it in int8, and writes the chosen model's int8 model beside it.
+    does, its activations to ``bits``), times and scores it in int8, and writes the chosen model's
+    int8 model beside it.
     ``costs`` (from :func:`costs_by_architecture`) replaces timing on this CPU: each candidate costs
     what its architecture cost there, a model the sum of its members.
     """
@@ -332,7 +344,7 @@ def choose(
     with tempfile.TemporaryDirectory() as folder:
         sources = {path: path for path in candidates}
         if precision == "int8":  # each candidate quantized as the chosen model will be
-            sources = int8_candidates(candidates, data, Path(folder))
+            sources = int8_candidates(candidates, data, Path(folder), bits)
         loaded = {
             (path.stem, tta): EmotionClassifier(sources[path], tta=tta, precision=precision)
             for tta in TTA_MODES
@@ -373,6 +385,8 @@ def choose(
         members = install_members(best.members, candidates, every, holdout.labels, out.parent)
         # A float32 or int8 model beside names members by file, and the files now hold other networks.
         (out.parent / FLOAT32_MODEL).unlink(missing_ok=True)
+        (out.parent / AVX2_INT8_MODEL).unlink(missing_ok=True)
+        int8_model_path(out.parent / AVX2_INT8_MODEL).unlink(missing_ok=True)
         int8_model_path(out).unlink(missing_ok=True)
     else:
         by_stem = {p.stem: p for p in candidates}
@@ -402,7 +416,7 @@ def choose(
     }
     out.write_text(json.dumps(model, indent=2) + "\n")
     if precision == "int8":  # the float model file, and its int8 model beside it (as timed and scored)
-        quantize_model(out, data)
+        quantize_model(out, data, bits=bits)
         model[INT8_MODEL] = int8_model_path(out).name
     model["holdout"] = evaluate(
         predictions_of(EmotionClassifier(out, precision=precision), holdout).argmax(1), holdout.labels
@@ -545,11 +559,18 @@ def fallback(
     budget: float = BUDGET_MS,
     costs_from: Path | None = None,
     criterion: str = CRITERIA[0],
+    precision: str = "float32",
 ) -> dict[str, Any]:
-    """Choose the float32 model from ``model_path``'s members and name it there (``auto`` follows it);
-    timed on this CPU, or costed by architecture from the float32 model file ``costs_from``."""
+    """Choose the model for CPUs without native bfloat16 from ``model_path``'s members and name it
+    there (``auto`` follows it); timed on this CPU, or costed by architecture from the float32 model
+    file ``costs_from``. ``precision="int8"``: the model for CPUs with AVX2 but neither VNNI nor
+    native bfloat16 instead (:data:`AVX2_INT8_MODEL`, named under ``without_native_bfloat16_avx2``):
+    members quantized with 7-bit activations (exact with AVX2's 16-bit sums), timed and scored so;
+    run it on such a CPU, or here with the kernels capped (``core.vision.emotion.quantized.ISA_CAPS``)."""
+    if precision not in ("float32", "int8") or (precision == "int8" and costs_from is not None):
+        raise ValueError("fallback runs in float32 (optionally costed from a model), or in int8 timed here")
     main = json.loads(model_path.read_text())
-    out = model_path.parent / FLOAT32_MODEL
+    out = model_path.parent / (FLOAT32_MODEL if precision == "float32" else AVX2_INT8_MODEL)
     members = [model_path.parent / m for m in main["members"]]
     costs = None
     if costs_from is not None:
@@ -562,18 +583,23 @@ def fallback(
         data,
         out,
         budget,
-        "float32",
+        precision,
         install=False,
-        name=f"{main['name']}-float32",
+        name=f"{main['name']}-{'float32' if precision == 'float32' else 'avx2'}",
         costs=costs,
         criterion=criterion,
+        bits=7,
     )
+    where = (
+        "lacks native bfloat16" if precision == "float32" else "has AVX2 but neither VNNI nor native bfloat16"
+    )
+    timed = "float32" if precision == "float32" else "int8 with 7-bit activations (its int8 model)"
     chosen["serves"] = (
-        f"{model_path.name} where the CPU lacks native bfloat16 (precision auto); the same networks, "
-        "fewer of them, within the same budget per face timed in float32"
+        f"{model_path.name} where the CPU {where} (precision auto); the same networks, "
+        f"fewer of them, within the same budget per face timed in {timed}"
     )
     out.write_text(json.dumps(chosen, indent=2) + "\n")
-    main[WITHOUT_BFLOAT16] = out.name
+    main[WITHOUT_BFLOAT16 if precision == "float32" else AVX2_MODEL] = out.name
     model_path.write_text(json.dumps(main, indent=2) + "\n")
     return chosen
 
@@ -623,6 +649,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-ms", type=float, default=BUDGET_MS)
     p.add_argument("model", type=Path, help="the chosen model (its members are the candidates)")
     p.add_argument("--costs-from", type=Path, help="a float32 model timed on a CPU without bf16 before")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "int8"),
+        default="float32",
+        help="int8: 7-bit activations, timed here",
+    )
     p.add_argument("--criterion", choices=CRITERIA, default=CRITERIA[0])
     p = sub.add_parser("score")
     p.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
@@ -632,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "choose":
         choose(args.candidates, args.data, args.out, args.budget_ms, args.precision, criterion=args.criterion)
     elif args.command == "fallback":
-        fallback(args.model, args.data, args.budget_ms, args.costs_from, args.criterion)
+        fallback(args.model, args.data, args.budget_ms, args.costs_from, args.criterion, args.precision)
     elif args.command == "compose":
         compose(args.members, args.data, args.out, args.budget_ms, args.tta, args.criterion)
     else:

@@ -1,7 +1,7 @@
 """Quantize the shipped emotion model to int8 and check it on the holdout.
 
 ``python -m training.emotion_quantize [--model models/emotion/emotion_model.json] [--data
-../shared/data/fer2013] [--faces 2048]``: fits each member's activation quantization
+../shared/data/fer2013] [--faces 2048] [--bits 8]``: fits each member's activation quantization
 (:func:`core.vision.emotion.quantized.calibrate`) on ``--faces`` faces drawn (seed 0) from the *fit*
 part of train, each with the views of the model's TTA; writes the int8 model file beside the model
 (``<model>_int8.json``: the same members and TTA, ``"precision": "int8"`` and the quantization) and
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from core.vision.emotion.classifier import (
+    ACTIVATION_BITS,
     DEFAULT_MODEL,
     INT8_MODEL,
     QUANTIZATION,
@@ -33,6 +34,7 @@ from core.vision.emotion.classifier import (
     to_input,
     tta_views,
 )
+from core.vision.emotion.quantized import ACTIVATION_BITS as ACTIVATION_WIDTHS
 from core.vision.emotion.quantized import ENGINE, calibrate
 from training.emotion_dataset import FaceSet, holdout_split, load_split, subset
 from training.emotion_evaluation import fit_of, predictions_of
@@ -57,8 +59,9 @@ def _batches(images: np.ndarray, mean: float, std: float, tta: str) -> Iterator[
         yield tta_views(to_input(images[start : start + BATCH], mean, std), tta)
 
 
-def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[str, Any]:
-    """The int8 model file's contents for the model at ``model_path``, calibrated on ``faces``."""
+def int8_model_file(model_path: Path, faces: FaceSet, described: str, bits: int = 8) -> dict[str, Any]:
+    """The int8 model file's contents for the model at ``model_path``, its activations calibrated on
+    ``faces`` to ``bits`` (8, or 7 for CPUs without VNNI)."""
     model = read_model_card(model_path)
     members = model.get("members", [model_path.name])  # a network's card names no members: itself
     tta = str(model.get("tta", "flip"))
@@ -66,7 +69,7 @@ def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[st
     for name in members:
         card, network = load_network(model_path.parent / name)
         mean, std = float(card["input"]["mean"]), float(card["input"]["std"])
-        activations[name] = calibrate(network, _batches(faces.images, mean, std, tta))
+        activations[name] = calibrate(network, _batches(faces.images, mean, std, tta), bits)
     return {
         "name": f"{model.get('name', model_path.stem)}-int8",
         "members": members,
@@ -78,23 +81,24 @@ def int8_model_file(model_path: Path, faces: FaceSet, described: str) -> dict[st
             "torch": torch.__version__.split("+")[0],
             "scheme": (
                 "static post-training: per-channel symmetric int8 weights (largest magnitude), "
-                "per-tensor unsigned 8-bit activations (0..255) fitted to a histogram of the "
-                "calibration faces; batch norms fused into the convolutions"
+                f"per-tensor unsigned {bits}-bit activations (0..{2**bits - 1}) fitted to a histogram "
+                "of the calibration faces; batch norms fused into the convolutions"
             ),
+            ACTIVATION_BITS: bits,
             "calibration": described,
             "activations": {name: {k: list(v) for k, v in q.items()} for name, q in activations.items()},
         },
     }
 
 
-def int8_candidates(candidates: list[Path], data: Path, folder: Path) -> dict[Path, Path]:
+def int8_candidates(candidates: list[Path], data: Path, folder: Path, bits: int = 8) -> dict[Path, Path]:
     """Each candidate network as a one-network int8 model file in ``folder`` (calibrated as
-    :func:`quantize_model` does, with the views of its card's TTA: the mirror where it names none), so
-    ``choose --precision int8`` can time and score it."""
+    :func:`quantize_model` does, to ``bits``, with the views of its card's TTA: the mirror where it
+    names none), so ``choose --precision int8`` can time and score it."""
     calibration = calibration_faces(load_split(data / "train"))
     files = {}
     for path in candidates:
-        contents = int8_model_file(path, calibration, f"{len(calibration)} faces of the fit part")
+        contents = int8_model_file(path, calibration, f"{len(calibration)} faces of the fit part", bits)
         contents["members"] = [str(path.resolve())]  # the file lies elsewhere; its key stays the name
         files[path] = folder / f"{path.stem}_int8.json"
         files[path].write_text(json.dumps(contents) + "\n")
@@ -126,15 +130,18 @@ def int8_model_path(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}_int8.json")
 
 
-def quantize_model(model_path: Path, data: Path, faces: int = CALIBRATION_FACES) -> dict[str, Any]:
-    """Write ``<model>_int8.json`` beside ``model_path``, name it there, and return its contents."""
+def quantize_model(
+    model_path: Path, data: Path, faces: int = CALIBRATION_FACES, bits: int = 8
+) -> dict[str, Any]:
+    """Write ``<model>_int8.json`` (activations to ``bits``) beside ``model_path``, name it there, and
+    return its contents."""
     train = load_split(data / "train")
     calibration = calibration_faces(train, faces)
     described = (
         f"{len(calibration)} faces of the fit part of {data.name}/train (drawn with seed {CALIBRATION_SEED}, "
         "never the holdout), each with the views of the model's TTA"
     )
-    contents = int8_model_file(model_path, calibration, described)
+    contents = int8_model_file(model_path, calibration, described, bits)
     out = int8_model_path(model_path)
     out.write_text(json.dumps(contents, indent=2) + "\n")
     holdout = subset(train, holdout_split(train).holdout)
@@ -160,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
     parser.add_argument("--faces", type=int, default=CALIBRATION_FACES)
+    parser.add_argument(
+        "--bits", type=int, choices=ACTIVATION_WIDTHS, default=8, help="activations: 7 for CPUs without VNNI"
+    )
     args = parser.parse_args(argv)
-    quantize_model(args.model, args.data, args.faces)
+    quantize_model(args.model, args.data, args.faces, args.bits)
     return 0
 
 

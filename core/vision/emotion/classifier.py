@@ -18,8 +18,10 @@ file: one that names an int8 model (``"int8_model": "<file>.json"``, the same me
 quantization) loads it where int8 is native; else bfloat16 where native; else float32, which costs
 about four times as much per network on a CPU, so a model file may name a smaller model for that
 (``"without_native_bfloat16": "<file>.json"``, members chosen within the same budget timed in
-float32). A model file that names its ``"precision"`` runs in it under ``auto``, so its figures are
-reproduced on any machine.
+float32), and one for CPUs with AVX2 but neither VNNI nor native bfloat16
+(``"without_native_bfloat16_avx2"``: members chosen in int8 with 7-bit activations, exact with AVX2's
+16-bit sums; ``auto`` loads its int8 model). A model file that names its ``"precision"`` runs in it
+under ``auto``, so its figures are reproduced on any machine.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
-from core.vision.emotion.quantized import QuantizationMismatch, int8_native, quantize
+from core.vision.emotion.quantized import QuantizationMismatch, avx2, int8_native, quantize
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,16 @@ def resolve_precision(precision: str, device: str = "cpu") -> torch.dtype:
 
 WITHOUT_BFLOAT16 = "without_native_bfloat16"
 """Model-file key naming (beside it) the model that ``precision="auto"`` loads without native bfloat16."""
+AVX2_MODEL = "without_native_bfloat16_avx2"
+"""Model-file key naming (beside it) the model ``auto`` loads without native bfloat16 or VNNI where the
+CPU has AVX2: a smaller model, run in its int8 model with 7-bit activations."""
 INT8_MODEL = "int8_model"
 """Model-file key naming (beside it) the int8 model ``auto`` loads where int8 is native, ``int8`` always."""
 QUANTIZATION = "quantization"
-"""Int8 model-file key: ``{"activations": {member file: {activation: [scale, zero point]}}, ...}``."""
+"""Int8 model-file key: ``{"activations": {member file: {activation: [scale, zero point]}},
+"activation_bits": 8 or 7, ...}`` (8 where absent)."""
+ACTIVATION_BITS = "activation_bits"
+"""Key in :data:`QUANTIZATION`: the width of the activations' unsigned codes."""
 
 
 def card_path(weights: Path) -> Path:
@@ -192,14 +200,16 @@ def load_member(
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     qparams: dict[str, Any] | None = None,
+    bits: int = 8,
 ) -> Member:
     """Load one network and its card: in ``dtype`` with batch norms folded (in float32), or int8 from
-    its activations' ``qparams`` (see :func:`core.vision.emotion.quantized.quantize`; CPU only)."""
+    its ``bits``-bit activations' ``qparams`` (see :func:`core.vision.emotion.quantized.quantize`;
+    CPU only)."""
     card, model = load_network(weights)
     if qparams is not None:
         if device != "cpu":
             raise ValueError(f"int8 networks run on the CPU, not {device}")
-        quantized = quantize(model, qparams)
+        quantized = quantize(model, qparams, bits)
         parameters = sum(p.numel() for p in fold_batchnorm(model).parameters())
         model = quantized
     else:
@@ -237,8 +247,6 @@ class EmotionClassifier:
         self.device = device
         self.classes: tuple[str, ...] = EMOTIONS
         path = Path(weights or DEFAULT_MODEL)
-        if precision == "int8" and not int8_native(device):
-            log.warning("int8 asked for on a CPU without VNNI or AMX: slower, and 8-bit sums may saturate")
         int8 = precision == "int8" or (precision == "auto" and int8_native(device))
         try:
             self._load(path, precision, int8)
@@ -253,31 +261,43 @@ class EmotionClassifier:
 
     def _load(self, weights: Path, precision: str, int8: bool) -> None:
         """Read the model file at ``weights``, follow the model it names for the hardware (``int8``:
-        its int8 model), and load the members in the precision that leaves."""
+        its int8 model; ``auto`` without native bfloat16: its smaller model for AVX2 in its 7-bit
+        int8 model, else its float32 model), and load the members in the precision that leaves."""
         self.weights, self.card = weights, read_model_card(weights)
         if self.card.get(INT8_MODEL) and int8:
             self._follow(INT8_MODEL, "int8")
-        elif precision == "auto" and self.card.get(WITHOUT_BFLOAT16) and not native_bfloat16(self.device):
-            self._follow(WITHOUT_BFLOAT16, f"no native bfloat16 on {self.device}")
+        elif precision == "auto" and not native_bfloat16(self.device):
+            if self.card.get(AVX2_MODEL) and self.device == "cpu" and avx2():
+                self._follow(AVX2_MODEL, "no native bfloat16 or VNNI, AVX2")
+                self._follow(INT8_MODEL, "int8 with 7-bit activations")
+                precision = "int8"
+            elif self.card.get(WITHOUT_BFLOAT16):
+                self._follow(WITHOUT_BFLOAT16, f"no native bfloat16 on {self.device}")
         if "members" in self.card:
             paths = [self.weights.parent / name for name in self.card["members"]]
         else:
             paths = [self.weights]
         if precision == "auto" and "precision" in self.card:
             precision = str(self.card["precision"])
-        quantization: dict[str, Any] = self.card.get(QUANTIZATION, {}).get("activations", {})
+        quantization: dict[str, Any] = self.card.get(QUANTIZATION, {})
+        qparams: dict[str, Any] = quantization.get("activations", {})
+        bits = int(quantization.get(ACTIVATION_BITS, 8))
         if precision == "int8":
-            missing = [path.name for path in paths if path.name not in quantization]
+            missing = [path.name for path in paths if path.name not in qparams]
             if missing:
                 raise QuantizationMismatch(
                     f"{self.weights.name} has no int8 quantization for {missing}: run "
                     "python -m training.emotion_quantize, or choose another precision"
                 )
             self.dtype = torch.float32
-            self.members = [load_member(p, self.device, qparams=quantization[p.name]) for p in paths]
+            if bits == 8 and not int8_native(self.device):
+                log.warning("8-bit activations on a CPU without VNNI or AMX: slower, and sums may saturate")
+            self.members = [load_member(p, self.device, qparams=qparams[p.name], bits=bits) for p in paths]
+            self.activation_bits: int | None = bits
         else:
             self.dtype = resolve_precision(precision, self.device)
             self.members = [load_member(path, self.device, self.dtype) for path in paths]
+            self.activation_bits = None
         self.precision = "int8" if precision == "int8" else str(self.dtype).removeprefix("torch.")
         """The number format the networks run in: ``float32``, ``bfloat16`` or ``int8``."""
 

@@ -7,9 +7,10 @@ saw. Those pairs are small, plain numbers, kept in a model file (``"quantization
 stay one fp16 file per network. :func:`quantize` rebuilds the int8 network from the float network
 and those pairs, the same bits on every load.
 
-Activations use the full unsigned 8-bit range (0..255). That is exact only with VNNI dot products
-(AVX512-VNNI, AVX-VNNI or AMX): AVX2 alone sums pairs of 8-bit products in 16 bits, which saturate at
-that range, so :func:`int8_native` is the test ``precision="auto"`` applies.
+Activations use the full unsigned 8-bit range (0..255) where the CPU has VNNI dot products
+(AVX512-VNNI, AVX-VNNI or AMX: :func:`int8_native`). AVX2 alone sums pairs of 8-bit products in
+16 bits, which saturate at that range (2 x 255 x 127 > 32767), so a model for such CPUs is calibrated
+with 7-bit activations (0..127: ``bits=7``), exact there.
 
 The graph is built with PyTorch's FX quantization (``torch.ao.quantization.quantize_fx``), deprecated
 in favour of torchao's PT2E flow, which needs ``torch.compile`` for fast int8 kernels; FX's eager
@@ -20,6 +21,7 @@ here; the pinned torch in ``requirements.lock`` is what the figures were measure
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -45,7 +47,10 @@ class QuantizationMismatch(ValueError):
 
 
 QParams = dict[str, tuple[float, int]]
-"""Activation observer name -> (scale, zero point) of its unsigned 8-bit code (0..255)."""
+"""Activation observer name -> (scale, zero point) of its unsigned code (0..255, or 0..127 at 7 bits)."""
+
+ACTIVATION_BITS = (8, 7)
+"""Activation code widths: 8 for VNNI/AMX CPUs, 7 for AVX2-only ones (no 16-bit saturation)."""
 
 
 def engines() -> list[str]:
@@ -61,9 +66,35 @@ def int8_native(device: str = "cpu") -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def qconfig_mapping() -> QConfigMapping:
-    """Per-tensor unsigned activations over the full 8 bits (histogram-fitted), per-channel int8 weights."""
-    activation = HistogramObserver.with_args(dtype=torch.quint8, reduce_range=False)
+ISA_CAPS = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "FBGEMM_ENABLE_INSTRUCTIONS",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
+"""Environment variables that cap the instruction sets PyTorch's kernels use (to time another CPU's
+code paths on this one, e.g. all four at ``AVX2``)."""
+
+
+def isa_caps() -> str:
+    """The caps of :data:`ISA_CAPS` set in this process (``"NAME=VALUE ..."``), or ``""``."""
+    return " ".join(f"{name}={os.environ[name]}" for name in ISA_CAPS if name in os.environ)
+
+
+def avx2() -> bool:
+    """Whether PyTorch's CPU kernels dispatch to AVX2 or wider here (``ATEN_CPU_CAPABILITY`` caps it)."""
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
+def _check_bits(bits: int) -> None:
+    if bits not in ACTIVATION_BITS:
+        raise ValueError(f"activations are quantized to {ACTIVATION_BITS} bits, not {bits}")
+
+
+def qconfig_mapping(bits: int = 8) -> QConfigMapping:
+    """Per-tensor unsigned activations over ``bits`` (histogram-fitted), per-channel int8 weights."""
+    _check_bits(bits)
+    activation = HistogramObserver.with_args(dtype=torch.quint8, reduce_range=bits == 7)
     weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
     return QConfigMapping().set_global(QConfig(activation=activation, weight=weight))
 
@@ -78,11 +109,11 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _prepared(network: nn.Module) -> torch.fx.GraphModule:
+def _prepared(network: nn.Module, bits: int) -> torch.fx.GraphModule:
     example = (torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE),)
     from torch.ao.quantization.quantize_fx import prepare_fx
 
-    return prepare_fx(copy.deepcopy(network).eval().float(), qconfig_mapping(), example)
+    return prepare_fx(copy.deepcopy(network).eval().float(), qconfig_mapping(bits), example)
 
 
 def _activation_observers(prepared: nn.Module) -> dict[str, ObserverBase]:
@@ -93,10 +124,11 @@ def _activation_observers(prepared: nn.Module) -> dict[str, ObserverBase]:
     }
 
 
-def calibrate(network: nn.Module, batches: Iterable[torch.Tensor]) -> QParams:
-    """The activation quantization of ``network`` fitted to ``batches`` of normalised faces (N, 1, 48, 48)."""
+def calibrate(network: nn.Module, batches: Iterable[torch.Tensor], bits: int = 8) -> QParams:
+    """The ``bits``-bit activation quantization of ``network`` fitted to ``batches`` of normalised
+    faces (N, 1, 48, 48)."""
     with _quiet(), torch.inference_mode():
-        prepared = _prepared(network)
+        prepared = _prepared(network, bits)
         seen = 0
         for batch in batches:
             prepared(batch.float())
@@ -110,8 +142,11 @@ def calibrate(network: nn.Module, batches: Iterable[torch.Tensor]) -> QParams:
     return qparams
 
 
-def quantize(network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[float]]) -> nn.Module:
-    """The int8 network (eval mode, float input and output) from a float ``network`` and its ``qparams``.
+def quantize(
+    network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[float]], bits: int = 8
+) -> nn.Module:
+    """The int8 network (eval mode, float input and output) from a float ``network`` and its
+    ``bits``-bit activation ``qparams``.
 
     Raises :class:`QuantizationMismatch` when ``qparams`` do not name exactly the graph's activations (another
     architecture's, or another PyTorch's graph).
@@ -119,7 +154,7 @@ def quantize(network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[
     from torch.ao.quantization.quantize_fx import convert_fx
 
     with _quiet():
-        prepared = _prepared(network)
+        prepared = _prepared(network, bits)
         observers = _activation_observers(prepared)
         if set(observers) != set(qparams):
             raise QuantizationMismatch(
@@ -127,6 +162,6 @@ def quantize(network: nn.Module, qparams: Mapping[str, tuple[float, int] | list[
                 f"{len(observers)}; quantize it again (python -m training.emotion_quantize)"
             )
         for name, (scale, zero_point) in qparams.items():
-            fixed = FixedQParamsObserver(float(scale), int(zero_point), quant_min=0, quant_max=255)
+            fixed = FixedQParamsObserver(float(scale), int(zero_point), quant_min=0, quant_max=2**bits - 1)
             setattr(prepared, name, fixed)
         return convert_fx(prepared).eval()
