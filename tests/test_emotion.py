@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from core.vision.emotion.classifier import (
 )
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import build_network
-from core.vision.emotion.quantized import ENGINE, engines, int8_native
+from core.vision.emotion.quantized import ENGINE, ISA_CAPS, engines, int8_native
 from core.vision.manifest import file_sha256, model_entry
 from tests.conftest import data_path
 from training import emotion_ensemble, emotion_pool
@@ -849,6 +852,30 @@ def test_public_test_has_240_faces_of_train_and_the_holdout_is_clean() -> None:
     near = near_duplicates_of(public.images, train_set.images)
     duplicate = np.isin(face_hashes(public.images), hashes)
     assert (int(near.sum()), int((near | duplicate).sum())) == (428, 429)
+
+
+@pytest.mark.slow
+@NEEDS_X86_INT8
+def test_with_the_kernels_capped_at_avx2_auto_runs_the_avx2_model_at_its_card_figures() -> None:
+    """An AVX2-only CPU's code paths, emulated in a fresh process by capping PyTorch's kernels: ``auto``
+    loads the AVX2 model's 7-bit int8 model (not the 8-bit one, whose sums could saturate there), and
+    PublicTest reads within 0.003 of its card (scored on VNNI kernels: 7-bit codes agree)."""
+    caps = {name: "AVX2" for name in ISA_CAPS} | {"ATEN_CPU_CAPABILITY": "avx2"}
+    code = (
+        "import sys; from bot.cli import main; "
+        f"raise SystemExit(main(['eval-emotion', '--json', '--data', {str(data_path('fer2013'))!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **caps}, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    avx2_model = DEFAULT_MODEL.parent / json.loads(DEFAULT_MODEL.read_text())[AVX2_MODEL]
+    int8 = avx2_model.parent / json.loads(avx2_model.read_text())[INT8_MODEL]
+    assert (Path(result["weights"]), result["precision"]) == (int8, "int8")
+    card = json.loads(int8.read_text())["public_test"]
+    for split in ("deduplicated", "near_deduplicated", "full"):
+        assert abs(result[split]["accuracy"] - card[split]["accuracy"]) <= 0.003
 
 
 def test_near_duplicates_are_the_same_photo_shifted_or_re_exposed() -> None:

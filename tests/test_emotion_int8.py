@@ -89,10 +89,15 @@ def test_quantize_refuses_scales_of_another_graph_and_calibration_needs_faces() 
 
 def test_int8_is_native_only_on_a_cpu_with_vnni_or_amx(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not int8_native("cuda")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     for vnni, amx in ((True, False), (False, True), (False, False)):
         monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda v=vnni: v, raising=False)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda a=amx: a, raising=False)
         assert int8_native() == (vnni or amx)
+    # Kernels capped at AVX2 (an older CPU's code paths, ATEN_CPU_CAPABILITY=avx2): not native.
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not int8_native() and not classifier_module.native_bfloat16()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(quantized, "engines", lambda: ["qnnpack"])
     monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: True, raising=False)
     assert not int8_native()

@@ -41,7 +41,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from core.paths import resource
 from core.vision.emotion.labels import EMOTIONS
 from core.vision.emotion.network import INPUT_SIZE, build_network
-from core.vision.emotion.quantized import QuantizationMismatch, avx2, int8_native, quantize
+from core.vision.emotion.quantized import (
+    QuantizationMismatch,
+    avx2,
+    avx512_dispatch,
+    int8_native,
+    quantize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +69,12 @@ FLOAT_PRECISIONS = ("float32", "bfloat16")
 
 
 def native_bfloat16(device: str = "cpu") -> bool:
-    """Whether ``device`` computes bfloat16 convolutions in hardware (CPU: AVX512-BF16 or AMX)."""
+    """Whether ``device`` computes bfloat16 convolutions in hardware (CPU: AVX512-BF16 or AMX, with
+    AVX-512 dispatch, which ``ATEN_CPU_CAPABILITY`` may cap: ``quantized.avx512_dispatch``)."""
     if device.startswith("cuda"):
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if not avx512_dispatch():
+        return False
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 

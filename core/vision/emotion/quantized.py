@@ -58,9 +58,16 @@ def engines() -> list[str]:
     return list(torch.backends.quantized.supported_engines)
 
 
+def avx512_dispatch() -> bool:
+    """Whether PyTorch dispatches to AVX-512 kernels here: False on an AVX2-only CPU, and where
+    ``ATEN_CPU_CAPABILITY`` caps it (with :data:`ISA_CAPS`, to run an older CPU's code paths)."""
+    return torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
 def int8_native(device: str = "cpu") -> bool:
-    """Whether ``device`` is a CPU that runs the int8 networks exactly and fast (VNNI or AMX)."""
-    if device != "cpu" or ENGINE not in engines():
+    """Whether ``device`` is a CPU that runs the int8 networks exactly and fast (VNNI or AMX, with
+    AVX-512 dispatch: :func:`avx512_dispatch`)."""
+    if device != "cpu" or ENGINE not in engines() or not avx512_dispatch():
         return False
     checks = ("_is_vnni_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
