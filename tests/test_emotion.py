@@ -968,7 +968,8 @@ NEUTRAL_READ_HAPPY = 5
 smile as happy, and 4 of the 20 neutral faces as happy too (in bfloat16, float32 and int8; the three-network
 model before it: 4, the seven-network one: 3, the ones before that: 3, 4, then 5): posed neutral faces
 still read happy too often. The float32 model that CPUs without native bfloat16 load (two of the five
-networks): 20 smiles, 3 neutral faces. One face of slack for float differences across CPUs."""
+networks): 20 smiles, 3 neutral faces; the AVX2 model (three, int8 with 7-bit activations, kernels
+capped at AVX2): 20 and 4. One face of slack for float differences across CPUs."""
 
 
 def tiny_config(
