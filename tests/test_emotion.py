@@ -229,6 +229,29 @@ def test_auto_loads_the_float_model_when_its_int8_model_cannot_be_built(
         EmotionClassifier(tmp_path / "emotion_model.json", precision="int8")
 
 
+def test_auto_on_avx2_loads_the_float32_model_when_the_avx2_int8_model_cannot_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The AVX2 path falls back as the VNNI one does: to the float32 model, with a warning."""
+    for name, value in (("int8_native", False), ("native_bfloat16", False)):
+        monkeypatch.setattr(classifier_module, name, lambda device="cpu", v=value: v)
+    monkeypatch.setattr(classifier_module, "avx2", lambda: True)
+    for shipped in DEFAULT_MODEL.parent.iterdir():
+        (tmp_path / shipped.name).symlink_to(shipped)
+    main_card = json.loads(DEFAULT_MODEL.read_text())
+    avx2_model = json.loads((DEFAULT_MODEL.parent / main_card[AVX2_MODEL]).read_text())
+    int8_name = avx2_model[INT8_MODEL]
+    int8 = json.loads((DEFAULT_MODEL.parent / int8_name).read_text())
+    scales = int8[QUANTIZATION]["activations"][int8["members"][0]]
+    scales["activation_post_process_99"] = scales.pop(next(iter(scales)))
+    (tmp_path / int8_name).unlink()
+    (tmp_path / int8_name).write_text(json.dumps(int8))
+    with caplog.at_level("WARNING"):
+        clf = EmotionClassifier(tmp_path / DEFAULT_MODEL.name)
+    assert clf.weights == tmp_path / main_card[WITHOUT_BFLOAT16] and clf.precision == "float32"
+    assert "cannot be built" in caplog.text
+
+
 @pytest.mark.slow
 def test_bfloat16_reads_faces_as_float32_does() -> None:
     """bfloat16 keeps 8 bits of mantissa: on 512 PublicTest faces the shipped model's probabilities

@@ -256,9 +256,8 @@ class EmotionClassifier:
         self.device = device
         self.classes: tuple[str, ...] = EMOTIONS
         path = Path(weights or DEFAULT_MODEL)
-        int8 = precision == "int8" or (precision == "auto" and int8_native(device))
         try:
-            self._load(path, precision, int8)
+            self._load(path, precision, int8=precision in ("auto", "int8"))
         except QuantizationMismatch as error:
             if precision != "auto":
                 raise
@@ -269,14 +268,15 @@ class EmotionClassifier:
             raise ValueError(f"unknown TTA {self.tta!r}; known: {TTA_MODES}")
 
     def _load(self, weights: Path, precision: str, int8: bool) -> None:
-        """Read the model file at ``weights``, follow the model it names for the hardware (``int8``:
-        its int8 model; ``auto`` without native bfloat16: its smaller model for AVX2 in its 7-bit
-        int8 model, else its float32 model), and load the members in the precision that leaves."""
+        """Read the model file at ``weights``, follow the model it names for the hardware (``int8``
+        or ``auto`` where int8 is native: its int8 model; ``auto`` without native bfloat16: its
+        smaller model for AVX2 in its 7-bit int8 model, else its float32 model), and load the members
+        in the precision that leaves. Without ``int8`` no int8 model is followed."""
         self.weights, self.card = weights, read_model_card(weights)
-        if self.card.get(INT8_MODEL) and int8:
+        if self.card.get(INT8_MODEL) and int8 and (precision == "int8" or int8_native(self.device)):
             self._follow(INT8_MODEL, "int8")
         elif precision == "auto" and not native_bfloat16(self.device):
-            if self.card.get(AVX2_MODEL) and self.device == "cpu" and avx2():
+            if int8 and self.card.get(AVX2_MODEL) and self.device == "cpu" and avx2():
                 self._follow(AVX2_MODEL, "no native bfloat16 or VNNI, AVX2")
                 self._follow(INT8_MODEL, "int8 with 7-bit activations")
                 precision = "int8"

@@ -89,8 +89,9 @@ def isa_caps() -> str:
 
 
 def avx2() -> bool:
-    """Whether PyTorch's CPU kernels dispatch to AVX2 or wider here (``ATEN_CPU_CAPABILITY`` caps it)."""
-    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    """Whether int8 with 7-bit activations runs here: the x86 quantized engine, with PyTorch's CPU
+    kernels dispatching to AVX2 or wider (``ATEN_CPU_CAPABILITY`` caps it)."""
+    return ENGINE in engines() and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
 def _check_bits(bits: int) -> None:
