@@ -663,7 +663,7 @@ def test_fallback_in_int8_chooses_the_avx2_model_with_7_bit_activations(
     int8_file = folder / small[INT8_MODEL]
     int8 = json.loads(int8_file.read_text())
     assert int8[QUANTIZATION]["activation_bits"] == 7 and int8["members"] == small["members"]
-    assert json.loads(main_model.read_text())[AVX2_MODEL] == emotion_ensemble.AVX2_INT8_MODEL
+    assert json.loads(main_model.read_text())[AVX2_MODEL] == emotion_ensemble.AVX2_MODEL_FILE
     assert not (folder / emotion_ensemble.FLOAT32_MODEL).exists()
     monkeypatch.setattr(classifier_module, "int8_native", lambda device="cpu": False)
     monkeypatch.setattr(classifier_module, "native_bfloat16", lambda device="cpu": False)

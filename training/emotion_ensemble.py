@@ -85,7 +85,7 @@ CRITERIA = ("log_loss", "accuracy")
 """What the holdout compares models by (the first is the default); see the module's docstring."""
 
 FLOAT32_MODEL = "emotion_model_float32.json"
-AVX2_INT8_MODEL = "emotion_model_avx2.json"
+AVX2_MODEL_FILE = "emotion_model_avx2.json"
 """The model ``fallback --precision int8`` writes (and its ``_int8`` beside it), for AVX2 without VNNI."""
 """The file :func:`fallback` writes beside the model it serves (``choose`` removes it: stale)."""
 
@@ -385,8 +385,8 @@ def choose(
         members = install_members(best.members, candidates, every, holdout.labels, out.parent)
         # A float32 or int8 model beside names members by file, and the files now hold other networks.
         (out.parent / FLOAT32_MODEL).unlink(missing_ok=True)
-        (out.parent / AVX2_INT8_MODEL).unlink(missing_ok=True)
-        int8_model_path(out.parent / AVX2_INT8_MODEL).unlink(missing_ok=True)
+        (out.parent / AVX2_MODEL_FILE).unlink(missing_ok=True)
+        int8_model_path(out.parent / AVX2_MODEL_FILE).unlink(missing_ok=True)
         int8_model_path(out).unlink(missing_ok=True)
     else:
         by_stem = {p.stem: p for p in candidates}
@@ -564,13 +564,13 @@ def fallback(
     """Choose the model for CPUs without native bfloat16 from ``model_path``'s members and name it
     there (``auto`` follows it); timed on this CPU, or costed by architecture from the float32 model
     file ``costs_from``. ``precision="int8"``: the model for CPUs with AVX2 but neither VNNI nor
-    native bfloat16 instead (:data:`AVX2_INT8_MODEL`, named under ``without_native_bfloat16_avx2``):
+    native bfloat16 instead (:data:`AVX2_MODEL_FILE`, named under ``without_native_bfloat16_avx2``):
     members quantized with 7-bit activations (exact with AVX2's 16-bit sums), timed and scored so;
     run it on such a CPU, or here with the kernels capped (``core.vision.emotion.quantized.ISA_CAPS``)."""
     if precision not in ("float32", "int8") or (precision == "int8" and costs_from is not None):
         raise ValueError("fallback runs in float32 (optionally costed from a model), or in int8 timed here")
     main = json.loads(model_path.read_text())
-    out = model_path.parent / (FLOAT32_MODEL if precision == "float32" else AVX2_INT8_MODEL)
+    out = model_path.parent / (FLOAT32_MODEL if precision == "float32" else AVX2_MODEL_FILE)
     members = [model_path.parent / m for m in main["members"]]
     costs = None
     if costs_from is not None:
