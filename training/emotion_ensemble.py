@@ -596,7 +596,7 @@ def fallback(
     timed = "float32" if precision == "float32" else "int8 with 7-bit activations (its int8 model)"
     chosen["serves"] = (
         f"{model_path.name} where the CPU {where} (precision auto); the same networks, "
-        f"fewer of them, within the same budget per face timed in {timed}"
+        f"fewer of them, within {budget:g} ms per face timed in {timed}"
     )
     out.write_text(json.dumps(chosen, indent=2) + "\n")
     main[WITHOUT_BFLOAT16 if precision == "float32" else AVX2_MODEL] = out.name
