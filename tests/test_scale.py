@@ -109,6 +109,28 @@ async def one_user(users: Users, index: int, user: TgUser, photos: list[Path]) -
         assert "open.spotify.com/playlist/" in (first.text or "") and first.text == second.text
 
 
+async def hold_while_handling(cluster: Cluster, pid: int, tries: int = 100) -> None:
+    """Hold the fake Telegram's Bot API once the worker ``pid`` has an update claimed and unanswered
+    (its claims are ``host:pid``; held, it can neither answer nor finish). Between tries the API is
+    released for a moment, so the run goes on and the worker takes new updates."""
+    conn = await asyncpg.connect(cluster.db)
+    try:
+        for _ in range(tries):
+            cluster.telegram.hold()
+            await asyncio.sleep(0.5)  # updates already claimed block at their next Bot API call
+            working = await conn.fetchval(
+                "SELECT count(*) FROM processed_updates WHERE state = 'working' AND worker LIKE $1",
+                f"%:{pid}",
+            )
+            if working:
+                return
+            cluster.telegram.release()
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    raise AssertionError(f"worker pid {pid} never held an update in {tries} tries")
+
+
 async def test_three_workers_fifty_users_one_killed(cluster: Cluster) -> None:
     telegram = cluster.telegram
     lfw = data_path("faces", "lfw10")
@@ -118,12 +140,12 @@ async def test_three_workers_fifty_users_one_killed(cluster: Cluster) -> None:
     people_here = [telegram.add_user(f"User{i:02d}") for i in range(USERS)]
     run = asyncio.gather(*(one_user(users, i, u, photos) for i, u in enumerate(people_here)))
 
-    # Kill worker 1 once a third of the first replies are in, with its Bot API calls held.
+    # Kill worker 1 once a third of the first replies are in, with its Bot API calls held and at
+    # least one update of its own half handled (claimed, not answered), so it dies mid-update.
     while sum(len(bot_messages(telegram, u)) for u in people_here) < USERS * 2 // 3:
         await asyncio.sleep(0.2)
     victim = cluster.worker_pids()[1]
-    telegram.hold()
-    await asyncio.sleep(1.0)
+    await hold_while_handling(cluster, victim)
     os.kill(victim, signal.SIGKILL)
     await asyncio.sleep(0.5)
     telegram.release()
