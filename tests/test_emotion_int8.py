@@ -74,9 +74,12 @@ def test_7_bit_activations_stay_within_0_to_127_and_read_as_the_float_network() 
 
 def test_avx2_follows_the_kernels_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     """``ATEN_CPU_CAPABILITY`` caps what PyTorch dispatches to; ``avx2`` reads that, not the CPU's flags."""
+    monkeypatch.setattr(quantized, "engines", lambda: ["x86", "onednn"])
     for capability, expected in (("AVX512", True), ("AVX2", True), ("DEFAULT", False), ("ZVECTOR", False)):
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
         assert quantized.avx2() == expected
+    monkeypatch.setattr(quantized, "engines", lambda: ["qnnpack"])  # no x86 int8 kernels: not at all
+    assert not quantized.avx2()
 
 
 def test_quantize_refuses_scales_of_another_graph_and_calibration_needs_faces() -> None:

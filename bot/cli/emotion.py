@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=PRECISIONS,
         default="auto",
         help="number format (default auto: the model's int8 model where the CPU has VNNI or AMX, else "
-        "bfloat16 where the CPU has it natively, else float32 and the model's smaller float32 model)",
+        "bfloat16 where the CPU has it natively, else the model's AVX2 model in 7-bit int8 where the CPU "
+        "has AVX2, else its smaller float32 model)",
     )
     p.add_argument(
         "--holdout",

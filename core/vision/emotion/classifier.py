@@ -278,8 +278,9 @@ class EmotionClassifier:
         elif precision == "auto" and not native_bfloat16(self.device):
             if int8 and self.card.get(AVX2_MODEL) and self.device == "cpu" and avx2():
                 self._follow(AVX2_MODEL, "no native bfloat16 or VNNI, AVX2")
-                self._follow(INT8_MODEL, "int8 with 7-bit activations")
-                precision = "int8"
+                if self.card.get(INT8_MODEL):  # fallback --precision int8 always writes one
+                    self._follow(INT8_MODEL, "int8 with 7-bit activations")
+                    precision = "int8"
             elif self.card.get(WITHOUT_BFLOAT16):
                 self._follow(WITHOUT_BFLOAT16, f"no native bfloat16 on {self.device}")
         if "members" in self.card:

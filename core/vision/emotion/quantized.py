@@ -8,7 +8,8 @@ stay one fp16 file per network. :func:`quantize` rebuilds the int8 network from 
 and those pairs, the same bits on every load.
 
 Activations use the full unsigned 8-bit range (0..255) where the CPU has VNNI dot products
-(AVX512-VNNI, AVX-VNNI or AMX: :func:`int8_native`). AVX2 alone sums pairs of 8-bit products in
+(AVX512-VNNI or AMX, as PyTorch reports them: :func:`int8_native`; a CPU with only the 256-bit
+AVX-VNNI counts as AVX2). AVX2 alone sums pairs of 8-bit products in
 16 bits, which saturate at that range (2 x 255 x 127 > 32767), so a model for such CPUs is calibrated
 with 7-bit activations (0..127: ``bits=7``), exact there.
 
