@@ -511,7 +511,7 @@ def test_choose_picks_on_the_holdout_and_rescores_the_members_cards(
     holdout's scores (a split that lost faces since a network trained must not leave stale figures)."""
     public = load_split(data_path("fer2013", "val"))
     few = subset(public, np.arange(0, len(public), 40))  # a stand-in holdout of 86 faces
-    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data, train=None: few)
     candidates = candidate_copies(tmp_path / "pool", 3)
     # Timings fixed by TTA (how fast this shared machine is at the moment must not decide a test):
     # ten-crop alone is over the budget, the three networks with flip fit.
@@ -563,7 +563,7 @@ def test_choose_in_int8_quantizes_times_and_scores_the_candidates_in_int8(
     timed and scored in int8; the float model file names its int8 model, which holds the choice."""
     public = load_split(data_path("fer2013", "val"))
     few = subset(public, np.arange(0, len(public), 40))
-    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data, train=None: few)
     timed: list[str] = []
 
     def fixed_ms(run: EmotionClassifier | emotion_ensemble.Together, batch: int, repeats: int = 15) -> float:
@@ -608,7 +608,7 @@ def test_fallback_chooses_among_the_members_in_place_and_is_named_in_the_model(
     their cards untouched), within the budget timed in float32, and the model file names it."""
     public = load_split(data_path("fer2013", "val"))
     few = subset(public, np.arange(0, len(public), 40))
-    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data, train=None: few)
     timed: list[str] = []
 
     def one_ms(classifier: EmotionClassifier, batch: int, repeats: int = 15) -> float:
@@ -645,7 +645,7 @@ def test_fallback_in_int8_chooses_the_avx2_model_with_7_bit_activations(
     and scored so; the model file names it, and ``auto`` loads its int8 model on such a CPU."""
     public = load_split(data_path("fer2013", "val"))
     few = subset(public, np.arange(0, len(public), 40))
-    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data, train=None: few)
     timed: list[tuple[str, int | None]] = []
 
     def one_ms(classifier: EmotionClassifier, batch: int, repeats: int = 15) -> float:
@@ -696,7 +696,7 @@ def test_fallback_can_take_its_costs_by_architecture_from_a_model_timed_elsewher
 
     public = load_split(data_path("fer2013", "val"))
     few = subset(public, np.arange(0, len(public), 40))
-    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data: few)
+    monkeypatch.setattr(emotion_ensemble, "holdout_faces", lambda data, train=None: few)
 
     def no_timing(*args: Any, **kwargs: Any) -> float:
         raise AssertionError("timed on this CPU")

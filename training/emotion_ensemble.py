@@ -104,9 +104,9 @@ class Costs:
     timed_in: str
 
 
-def holdout_faces(data: Path) -> FaceSet:
-    """The holdout part of ``data/train`` (where every choice is made)."""
-    train = load_split(data / "train")
+def holdout_faces(data: Path, train: FaceSet | None = None) -> FaceSet:
+    """The holdout part of ``data/train`` (where every choice is made); ``train``: that split already read."""
+    train = load_split(data / "train") if train is None else train
     return subset(train, holdout_split(train).holdout)
 
 
@@ -337,14 +337,16 @@ def choose(
     what its architecture cost there, a model the sum of its members.
     """
     require_clean(candidates)
-    holdout = holdout_faces(data)
+    # int8 calibrates on the fit part too: the split is read once for both
+    train = load_split(data / "train") if precision == "int8" else None
+    holdout = holdout_faces(data, train)
     options: list[Option] = []
     timing: dict[str, dict[str, float]] = {}
     every: dict[str, dict[str, np.ndarray]] = {}  # candidate -> TTA -> holdout probabilities
     with tempfile.TemporaryDirectory() as folder:
         sources = {path: path for path in candidates}
-        if precision == "int8":  # each candidate quantized as the chosen model will be
-            sources = int8_candidates(candidates, data, Path(folder), bits)
+        if train is not None:  # int8: each candidate quantized as the chosen model will be
+            sources = int8_candidates(candidates, train, Path(folder), bits)
         loaded = {
             (path.stem, tta): EmotionClassifier(sources[path], tta=tta, precision=precision)
             for tta in TTA_MODES
@@ -416,7 +418,7 @@ def choose(
     }
     out.write_text(json.dumps(model, indent=2) + "\n")
     if precision == "int8":  # the float model file, and its int8 model beside it (as timed and scored)
-        quantize_model(out, data, bits=bits)
+        quantize_model(out, data, bits=bits, train=train)
         model[INT8_MODEL] = int8_model_path(out).name
     model["holdout"] = evaluate(
         predictions_of(EmotionClassifier(out, precision=precision), holdout).argmax(1), holdout.labels
@@ -561,12 +563,13 @@ def fallback(
     criterion: str = CRITERIA[0],
     precision: str = "float32",
 ) -> dict[str, Any]:
-    """Choose the model for CPUs without native bfloat16 from ``model_path``'s members and name it
-    there (``auto`` follows it); timed on this CPU, or costed by architecture from the float32 model
-    file ``costs_from``. ``precision="int8"``: the model for CPUs with AVX2 but neither VNNI nor
-    native bfloat16 instead (:data:`AVX2_MODEL_FILE`, named under ``without_native_bfloat16_avx2``):
-    members quantized with 7-bit activations (exact with AVX2's 16-bit sums), timed and scored so;
-    run it on such a CPU, or here with the kernels capped (``core.vision.emotion.quantized.ISA_CAPS``)."""
+    """Choose the float32 model (for CPUs with neither VNNI, native bfloat16 nor AVX2) from
+    ``model_path``'s members and name it there (``auto`` follows it); timed on this CPU, or costed by
+    architecture from the float32 model file ``costs_from``. ``precision="int8"``: the model for CPUs
+    with AVX2 but neither VNNI nor native bfloat16 instead (:data:`AVX2_MODEL_FILE`, named under
+    ``without_native_bfloat16_avx2``): members quantized with 7-bit activations (exact with AVX2's
+    16-bit sums), timed and scored so; run it on such a CPU, or here with the kernels capped
+    (``core.vision.emotion.quantized.ISA_CAPS``)."""
     if precision not in ("float32", "int8") or (precision == "int8" and costs_from is not None):
         raise ValueError("fallback runs in float32 (optionally costed from a model), or in int8 timed here")
     main = json.loads(model_path.read_text())
@@ -591,7 +594,9 @@ def fallback(
         bits=7,
     )
     where = (
-        "lacks native bfloat16" if precision == "float32" else "has AVX2 but neither VNNI nor native bfloat16"
+        "has neither VNNI nor native bfloat16 and no AVX2 model serves it (no AVX2, e.g. ARM)"
+        if precision == "float32"
+        else "has AVX2 but neither VNNI nor native bfloat16"
     )
     timed = "float32" if precision == "float32" else "int8 with 7-bit activations (its int8 model)"
     chosen["serves"] = (

@@ -91,11 +91,11 @@ def int8_model_file(model_path: Path, faces: FaceSet, described: str, bits: int 
     }
 
 
-def int8_candidates(candidates: list[Path], data: Path, folder: Path, bits: int = 8) -> dict[Path, Path]:
-    """Each candidate network as a one-network int8 model file in ``folder`` (calibrated as
-    :func:`quantize_model` does, to ``bits``, with the views of its card's TTA: the mirror where it
-    names none), so ``choose --precision int8`` can time and score it."""
-    calibration = calibration_faces(load_split(data / "train"))
+def int8_candidates(candidates: list[Path], train: FaceSet, folder: Path, bits: int = 8) -> dict[Path, Path]:
+    """Each candidate network as a one-network int8 model file in ``folder`` (calibrated on the faces
+    of ``train`` :func:`quantize_model` uses, to ``bits``, with the views of its card's TTA: the mirror
+    where it names none), so ``choose --precision int8`` can time and score it."""
+    calibration = calibration_faces(train)
     files = {}
     for path in candidates:
         contents = int8_model_file(path, calibration, f"{len(calibration)} faces of the fit part", bits)
@@ -131,11 +131,15 @@ def int8_model_path(model_path: Path) -> Path:
 
 
 def quantize_model(
-    model_path: Path, data: Path, faces: int = CALIBRATION_FACES, bits: int = 8
+    model_path: Path,
+    data: Path,
+    faces: int = CALIBRATION_FACES,
+    bits: int = 8,
+    train: FaceSet | None = None,
 ) -> dict[str, Any]:
     """Write ``<model>_int8.json`` (activations to ``bits``) beside ``model_path``, name it there, and
-    return its contents."""
-    train = load_split(data / "train")
+    return its contents. ``train``: ``data/train`` already read (else it is read here)."""
+    train = load_split(data / "train") if train is None else train
     calibration = calibration_faces(train, faces)
     described = (
         f"{len(calibration)} faces of the fit part of {data.name}/train (drawn with seed {CALIBRATION_SEED}, "
