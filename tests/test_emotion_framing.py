@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.vision.emotion.classifier import EmotionClassifier
 from core.vision.faces import FaceDetector, emotion_crop
 from core.vision.faces.alignment import EMOTION_FRAME, EMOTION_SIZE
 from core.vision.faces.detection import DetectedFace
@@ -80,7 +81,9 @@ def test_the_measurement_reproduces_on_a_sample(tmp_path: Path) -> None:
 def test_public_test_through_the_bots_crop_meets_the_published_figure() -> None:
     """Deduplicated PublicTest taken the bot's way (MTCNN, the shipped frame) reads the published
     accuracy again, within 0.003 (precision auto differs across CPUs: int8, bfloat16 or float32)."""
-    public = emotion_framing.public_test_check(data_path("fer2013"), FaceDetector(), (EMOTION_FRAME,))
+    public = emotion_framing.public_test_check(
+        data_path("fer2013"), FaceDetector(), EmotionClassifier(), (EMOTION_FRAME,)
+    )
     published = PUBLISHED["public_test"]
     assert public["faces"] == published["faces"] and abs(public["detected"] - published["detected"]) <= 3
     ours, theirs = public["accuracy_by_frame_scale"], published["accuracy_by_frame_scale"]

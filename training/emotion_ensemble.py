@@ -85,9 +85,9 @@ CRITERIA = ("log_loss", "accuracy")
 """What the holdout compares models by (the first is the default); see the module's docstring."""
 
 FLOAT32_MODEL = "emotion_model_float32.json"
+"""The file :func:`fallback` writes beside the model it serves (``choose`` removes it: stale)."""
 AVX2_MODEL_FILE = "emotion_model_avx2.json"
 """The model ``fallback --precision int8`` writes (and its ``_int8`` beside it), for AVX2 without VNNI."""
-"""The file :func:`fallback` writes beside the model it serves (``choose`` removes it: stale)."""
 
 
 K = TypeVar("K")
